@@ -15,6 +15,8 @@ from ._render import Template, parse_template, template_format
 if TYPE_CHECKING:
     from langfuse.model import ChatPromptClient, TextPromptClient
 
+    from .variants import Experiment
+
 PromptType = Literal["text", "chat"]
 Source = Literal["memory", "redis", "langfuse", "local"]
 ChatMessage = Mapping[str, Any]
@@ -255,6 +257,15 @@ class ResolvedPrompt:
             if where and not str(exc).startswith(where):
                 raise PromptFormatError(f"{where}{exc}") from exc
             raise
+
+    @cached_property
+    def experiment(self) -> Experiment | None:
+        """The A/B experiment defined in this prompt's config (key ``experiment``), if any."""
+        if "experiment" not in self.config:
+            return None
+        from .variants import Experiment
+
+        return Experiment.from_config(self.config["experiment"], default_name=self.name)
 
     @cached_property
     def langfuse_client(self) -> TextPromptClient | ChatPromptClient:
