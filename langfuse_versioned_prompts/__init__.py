@@ -13,6 +13,11 @@ from ._errors import (
 )
 from ._prompt import PromptKey, ResolvedPrompt
 from ._version import __version__
+from .langchain import (
+    VariantCallbackHandler,
+    VersionedChatPromptTemplate,
+    VersionedPromptTemplate,
+)
 from .resolver import PromptResolver
 from .sources.langfuse import LangfuseSource
 from .sources.local import LocalPromptStore
@@ -40,6 +45,9 @@ __all__ = [
     "SourceAuthError",
     "SourceUnavailableError",
     "Variant",
+    "VariantCallbackHandler",
+    "VersionedChatPromptTemplate",
+    "VersionedPromptTemplate",
     "__version__",
     "assign_variant",
     "variant_context",

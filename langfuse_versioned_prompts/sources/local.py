@@ -442,13 +442,18 @@ class _Dumper(yaml.SafeDumper):
         super().increase_indent(flow, False)
 
 
+_OTHER_BREAKS = "\r\x85\u2028\u2029"
+
+
 def _is_block(text: str) -> bool:
     """Multi-line text with some content is written as a ``|`` block."""
     return "\n" in text and not text.isspace()
 
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    style = "|" if _is_block(data) else None
+    style: str | None = "|" if _is_block(data) else None
+    if any(ch in data for ch in _OTHER_BREAKS):
+        style = '"'  # other styles would turn these into "\n" or " "; double quotes escape them
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 

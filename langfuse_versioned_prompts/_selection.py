@@ -1,0 +1,183 @@
+"""Which prompt version serves a call: the spec of a template, the unit, and the fallback.
+
+Shared by the LangChain and LlamaIndex templates; pure decisions around the resolver.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from ._errors import ConfigurationError, RenderError
+from ._prompt import ResolvedPrompt
+from .resolver import PromptResolver
+from .variants import Assignment, Experiment, assign_variant
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptSpec:
+    """What a template asks for: a name and one of label, version or experiment, plus a fallback."""
+
+    name: str
+    label: str | None = None
+    version: int | None = None
+    experiment: Experiment | None = None
+    fallback: str | int | None = None
+
+    def __post_init__(self) -> None:
+        chosen = [k for k in ("label", "version", "experiment") if getattr(self, k) is not None]
+        if len(chosen) > 1:
+            raise ConfigurationError(
+                f"prompt {self.name!r}: give one of label, version, experiment or rollout, got {chosen}"
+            )
+        if self.fallback is not None and (isinstance(self.fallback, bool) or not isinstance(self.fallback, (str, int))):
+            raise ConfigurationError(
+                f"prompt {self.name!r}: fallback must be a label (str) or a version (int), got {self.fallback!r}"
+            )
+
+    def fallback_request(self) -> tuple[str | None, int | None]:
+        """``(label, version)`` of the fallback."""
+        if isinstance(self.fallback, int):
+            return None, self.fallback
+        return self.fallback, None
+
+
+class Selection(NamedTuple):
+    """The prompt that serves a call and, in an experiment, the assignment that chose it."""
+
+    prompt: ResolvedPrompt
+    assignment: Assignment | None
+    fallback_from: ResolvedPrompt | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        """The run metadata that says what served this call."""
+        prompt, assignment = self.prompt, self.assignment
+        is_fallback = prompt.is_fallback or self.fallback_from is not None
+        data: dict[str, Any] = {
+            "prompt_name": prompt.name,
+            "prompt_version": prompt.version,
+            "prompt_label": prompt.label,
+            "prompt_source": prompt.source,
+            "prompt_is_fallback": is_fallback,
+            "ab_experiment": assignment.experiment.name if assignment else None,
+            "ab_variant": assignment.variant.name if assignment else None,
+        }
+        if not prompt.is_fallback:
+            data["langfuse_prompt"] = prompt.langfuse_client
+        return data
+
+
+def _variant_request(spec: PromptSpec, assignment: Assignment) -> tuple[str | None, int | None]:
+    variant = assignment.variant
+    if variant.label is None and variant.version is None:
+        return spec.label, None
+    return variant.label, variant.version
+
+
+def select(
+    resolver: PromptResolver,
+    spec: PromptSpec,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    rng: random.Random | None = None,
+) -> Selection:
+    """Resolve the prompt for one call (experiments in the prompt config included)."""
+    experiment = spec.experiment
+    if experiment is None:
+        base = resolver.get(spec.name, label=spec.label, version=spec.version)
+        experiment = base.experiment if spec.version is None else None
+        if experiment is None:
+            return Selection(base, None)
+    assignment = assign_variant(experiment, user_id, session_id, rng=rng)
+    label, version = _variant_request(spec, assignment)
+    return Selection(resolver.get(spec.name, label=label, version=version), assignment)
+
+
+async def aselect(
+    resolver: PromptResolver,
+    spec: PromptSpec,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    rng: random.Random | None = None,
+) -> Selection:
+    """Async twin of ``select``."""
+    experiment = spec.experiment
+    if experiment is None:
+        base = await resolver.aget(spec.name, label=spec.label, version=spec.version)
+        experiment = base.experiment if spec.version is None else None
+        if experiment is None:
+            return Selection(base, None)
+    assignment = assign_variant(experiment, user_id, session_id, rng=rng)
+    label, version = _variant_request(spec, assignment)
+    return Selection(await resolver.aget(spec.name, label=label, version=version), assignment)
+
+
+def render(
+    resolver: PromptResolver, spec: PromptSpec, selection: Selection, values: Mapping[str, Any]
+) -> tuple[Any, Selection]:
+    """Render the selected prompt; on a render error use the spec's fallback, if any."""
+    try:
+        return selection.prompt.render(**values), selection
+    except RenderError as exc:
+        if spec.fallback is None:
+            raise
+        label, version = spec.fallback_request()
+        fallback = resolver.get(spec.name, label=label, version=version)
+        return _render_fallback(selection, fallback, values, exc)
+
+
+async def arender(
+    resolver: PromptResolver, spec: PromptSpec, selection: Selection, values: Mapping[str, Any]
+) -> tuple[Any, Selection]:
+    """Async twin of ``render``."""
+    try:
+        return selection.prompt.render(**values), selection
+    except RenderError as exc:
+        if spec.fallback is None:
+            raise
+        label, version = spec.fallback_request()
+        fallback = await resolver.aget(spec.name, label=label, version=version)
+        return _render_fallback(selection, fallback, values, exc)
+
+
+def _render_fallback(
+    selection: Selection, fallback: ResolvedPrompt, values: Mapping[str, Any], error: RenderError
+) -> tuple[Any, Selection]:
+    if fallback.version == selection.prompt.version:
+        raise error
+    try:
+        rendered = fallback.render(**values)
+    except RenderError:
+        raise error from None
+    return rendered, Selection(fallback, selection.assignment, fallback_from=selection.prompt)
+
+
+def input_variables_of(resolver: PromptResolver, spec: PromptSpec) -> list[str]:
+    """Variables and placeholders of every version the spec can serve (for construction)."""
+    requests: list[tuple[str | None, int | None]] = []
+    experiment = spec.experiment
+    if experiment is None:
+        base = resolver.get(spec.name, label=spec.label, version=spec.version)
+        experiment = base.experiment if spec.version is None else None
+        if experiment is None:
+            return [*base.variables, *base.placeholders]
+    for variant in experiment.variants:
+        if variant.weight > 0:
+            requests.append((variant.label, variant.version) if variant.label or variant.version else (spec.label, None))
+    names: dict[str, None] = {}
+    errors: list[str] = []
+    for label, version in requests:
+        try:
+            prompt = resolver.get(spec.name, label=label, version=version)
+        except Exception as exc:  # a variant may not exist yet; the others decide
+            errors.append(str(exc))
+            continue
+        names.update(dict.fromkeys([*prompt.variables, *prompt.placeholders]))
+    if errors and not names:
+        raise ConfigurationError(
+            f"cannot read the variables of prompt {spec.name!r}: {'; '.join(errors)}; "
+            "pass input_variables explicitly"
+        )
+    return list(names)
