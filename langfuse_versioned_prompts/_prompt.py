@@ -7,6 +7,7 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from functools import cached_property
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ._errors import ConfigurationError, MissingVariableError, PromptFormatError, RenderError
@@ -121,6 +122,7 @@ class ResolvedPrompt:
                     f"chat prompt {self.name!r} v{self.version}: the prompt must be a list of messages"
                 )
             object.__setattr__(self, "template", tuple(_check_message(self, m) for m in self.template))
+        object.__setattr__(self, "config", MappingProxyType(copy.deepcopy(dict(self.config))))
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "tags", tuple(self.tags))
 
@@ -243,7 +245,7 @@ class ResolvedPrompt:
                 version=version,
                 type=data.get("type", "text"),
                 template=data["prompt"],
-                config=copy.deepcopy(dict(config)),
+                config=config,
                 labels=tuple(data.get("labels") or ()),
                 tags=tuple(data.get("tags") or ()),
                 commit_message=data.get("commitMessage"),

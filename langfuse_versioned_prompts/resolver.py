@@ -323,7 +323,7 @@ class PromptResolver:
             ) from failure
         try:
             prompt = self.local.get(key)
-        except PromptNotFoundError as exc:
+        except LVPError as exc:
             self.counters.add("local", "misses")
             if fallback:
                 raise PromptUnavailableError(
@@ -380,7 +380,7 @@ class PromptResolver:
             return self._from_local(key, failure)  # raises PromptUnavailableError
         try:
             prompt = await self.local.aget(key)
-        except PromptNotFoundError as exc:
+        except LVPError as exc:
             self.counters.add("local", "misses")
             if failure is not None:
                 raise PromptUnavailableError(

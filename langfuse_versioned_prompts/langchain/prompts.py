@@ -49,17 +49,8 @@ class _Versioned(BaseModel):
     rng: random.Random | None = Field(default=None, exclude=True)
     """Random source for calls with neither user nor session (seed it in tests)."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _fill_input_variables(cls, values: Any) -> Any:
-        if isinstance(values, dict) and values.get("input_variables") is None:
-            spec = _spec_of(values)
-            resolver = values.get("resolver") or default_resolver()
-            partials = values.get("partial_variables") or {}
-            values["input_variables"] = [
-                v for v in input_variables_of(resolver, spec) if v not in partials
-            ]
-        return values
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**_prepare(kwargs))
 
     @property
     def spec(self) -> PromptSpec:
@@ -187,7 +178,7 @@ class VersionedChatPromptTemplate(_Versioned, ChatPromptTemplate):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("messages", [])
-        BaseChatPromptTemplate.__init__(self, **kwargs)
+        BaseChatPromptTemplate.__init__(self, **_prepare(kwargs))
 
     @model_validator(mode="before")
     @classmethod
@@ -225,6 +216,16 @@ class VersionedChatPromptTemplate(_Versioned, ChatPromptTemplate):
         fields["input_variables"] = [v for v in self.input_variables if v not in kwargs]
         fields["partial_variables"] = {**self.partial_variables, **kwargs}
         return type(self)(**fields)
+
+
+def _prepare(values: dict[str, Any]) -> dict[str, Any]:
+    """Check the spec and fill ``input_variables`` from the prompt (before pydantic sees them)."""
+    spec = _spec_of(values)
+    if values.get("input_variables") is None:
+        resolver = values.get("resolver") or default_resolver()
+        partials = values.get("partial_variables") or {}
+        values["input_variables"] = [v for v in input_variables_of(resolver, spec) if v not in partials]
+    return values
 
 
 def _spec_of(values: dict[str, Any]) -> PromptSpec:

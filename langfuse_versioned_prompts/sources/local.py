@@ -90,8 +90,9 @@ class LocalPromptStore:
     def get(self, key: PromptKey) -> ResolvedPrompt:
         """The version ``key`` asks for (by label or version), with ``source="local"``."""
         file = self._load(key.name)
+        label = key.label or DEFAULT_LABEL
         if file is None:
-            self._missing(key)
+            self._missing(key.name, f"version {key.version}" if key.version else f"label {label!r}")
         if key.version is not None:
             found = file.by_version.get(key.version)
             if found is None:
@@ -100,7 +101,6 @@ class LocalPromptStore:
                     f"(versions there: {', '.join(map(str, file.by_version))})"
                 )
             return found
-        label = key.label or DEFAULT_LABEL
         found = file.by_label.get(label)
         if found is None:
             held = ", ".join(f"{name} -> v{p.version}" for name, p in file.by_label.items())
@@ -129,7 +129,7 @@ class LocalPromptStore:
         """Every version of prompt ``name``, in ascending order."""
         file = self._load(name)
         if file is None:
-            self._missing(PromptKey(name, None, None))
+            self._missing(name, "all versions")
         return list(file.versions)
 
     def file_for(self, name: str) -> pathlib.Path:
@@ -149,17 +149,17 @@ class LocalPromptStore:
         with the same rules as a read first, so ``save`` never writes a file ``get`` rejects.
         """
         path = self.file_for(name)
-        if not versions:
-            raise ConfigurationError(f"prompt {name!r}: save needs at least one version")
-        for prompt in versions:
-            if prompt.name != name:
-                raise ConfigurationError(f"cannot save version {prompt.version} of prompt "
-                                         f"{prompt.name!r} into the file of prompt {name!r}")
-        types = sorted({p.type for p in versions})
-        if len(types) > 1:
-            raise ConfigurationError(f"prompt {name!r}: versions mix types {' and '.join(types)}; "
-                                     "a prompt has one type, use another name for the other")
-        document = _document(name, versions)
+        problem = "save needs at least one version" if not versions else ""
+        if any(p.name != name for p in versions):
+            problem = f"cannot save versions of {sorted({p.name for p in versions} - {name})}"
+        elif len({p.type for p in versions}) > 1:
+            problem = "versions mix text and chat; a prompt has one type (use another name)"
+        if problem:
+            raise ConfigurationError(f"prompt {name!r}: {problem}")
+        try:
+            document = _document(name, versions)
+        except (TypeError, ValueError) as exc:
+            raise PromptFormatError(f"{path}: config must hold JSON values only ({exc})") from exc
         _parse(document, path, name)
         text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
                          default_flow_style=False, width=1 << 30)
@@ -225,20 +225,17 @@ class LocalPromptStore:
             self._cache[path] = (stamp, parsed)
         return parsed
 
-    def _missing(self, key: PromptKey) -> NoReturn:
-        asked = f"version {key.version}" if key.version is not None else f"label {key.label!r}"
-        if key.label is None and key.version is None:
-            asked = "any version"
+    def _missing(self, name: str, asked: str) -> NoReturn:
+        where = f"prompt {name!r} ({asked}) not found"
         if not self._root.is_dir():
             raise PromptNotFoundError(
-                f"prompt {key.name!r} ({asked}) not found: the local prompt directory {self._root} "
-                "does not exist; create it, run `lvp pull`, or set LVP_PROMPTS_DIR"
+                f"{where}: the local prompt directory {self._root} does not exist; "
+                "create it, run `lvp pull`, or set LVP_PROMPTS_DIR"
             )
         names = self.names()
-        listed = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+        found = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "") or "none"
         raise PromptNotFoundError(
-            f"prompt {key.name!r} ({asked}) not found: no file {self.file_for(key.name)} "
-            f"({f'prompts there: {listed}' if names else 'no prompt files'} under {self._root})"
+            f"{where}: no file {self.file_for(name)} (prompts under {self._root}: {found})"
         )
 
 
@@ -315,13 +312,16 @@ def _parse(data: Any, path: pathlib.Path, name: str) -> _PromptFile:
         fail("the file is empty; expected a mapping with 'type' and 'versions'")
     if not isinstance(data, dict):
         fail(f"expected a mapping with 'type' and 'versions' at the top, got {type(data).__name__}")
-    _check_keys(data, _PROMPT_KEYS, "the top level", fail)
+    if _unknown_keys(data, _PROMPT_KEYS):
+        fail(f"top level: {_unknown_keys(data, _PROMPT_KEYS)}")
     if data.get("name", name) != name:
         fail(f"'name: {data['name']}' does not match the file's place, which holds prompt {name!r}")
     kind = data.get("type", "text")
     if kind not in ("text", "chat"):
         fail(f"type must be 'text' or 'chat', got {kind!r}")
-    tags = _string_list(data.get("tags"), "tags", fail)
+    tags = data.get("tags") or []
+    if not _is_string_list(tags):
+        fail(f"tags must be a list of strings, got {tags!r}")
     raw_versions = data.get("versions")
     if not isinstance(raw_versions, list) or not raw_versions:
         fail("'versions' must be a non-empty list of versions")
@@ -335,12 +335,12 @@ def _parse(data: Any, path: pathlib.Path, name: str) -> _PromptFile:
         where = f"version {number}"
         if number in entries:
             fail(f"version {number} appears twice; version numbers must be unique")
-        _check_keys(raw, _VERSION_KEYS, where, fail)
-        if "prompt" not in raw:
-            fail(f"{where}: missing 'prompt'")
-        labels = _string_list(raw.get("labels"), f"{where}: labels", fail)
+        if _unknown_keys(raw, _VERSION_KEYS) or "prompt" not in raw:
+            fail(f"{where}: {_unknown_keys(raw, _VERSION_KEYS) or 'missing key prompt'}")
+        if not _is_string_list(raw.get("labels")):
+            fail(f"{where}: labels must be a list of strings, got {raw['labels']!r}")
         try:
-            labels = [check_label(label, prompt=name) for label in dict.fromkeys(labels)]
+            labels = [check_label(x, prompt=name) for x in dict.fromkeys(raw.get("labels") or [])]
         except ConfigurationError as exc:
             fail(f"{where}: {exc}")
         message = raw.get("commit_message")
@@ -354,11 +354,11 @@ def _parse(data: Any, path: pathlib.Path, name: str) -> _PromptFile:
                 json.dumps(value, allow_nan=False)
             except (TypeError, ValueError) as exc:
                 fail(f"{where}: {field} must hold JSON values only ({exc})")
-        entries[number] = {
-            "name": name, "version": number, "type": kind, "prompt": raw["prompt"],
-            "config": raw.get("config") or {}, "labels": labels, "tags": tags,
-            "commitMessage": message, "resolutionGraph": raw.get("resolution_graph"),
-        }
+        entries[number] = dict(
+            name=name, version=number, type=kind, prompt=raw["prompt"], labels=labels, tags=tags,
+            config=raw.get("config"), commitMessage=message,
+            resolutionGraph=raw.get("resolution_graph"),
+        )
     highest = max(entries)
     owners: dict[str, list[int]] = {}
     for number in sorted(entries):
@@ -382,19 +382,13 @@ def _parse(data: Any, path: pathlib.Path, name: str) -> _PromptFile:
     return _PromptFile(path, tuple(tags), versions, {p.version: p for p in versions}, by_label)
 
 
-def _check_keys(data: dict[Any, Any], allowed: tuple[str, ...], where: str, fail: Any) -> None:
+def _unknown_keys(data: dict[Any, Any], allowed: tuple[str, ...]) -> str:
     unknown = [str(key) for key in data if key not in allowed]
-    if unknown:
-        fail(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
-             f"(allowed: {', '.join(allowed)})")
+    return f"unknown key {', '.join(unknown)} (allowed: {', '.join(allowed)})" if unknown else ""
 
 
-def _string_list(value: Any, what: str, fail: Any) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        fail(f"{what} must be a list of strings, got {value!r}")
-    return list(value)
+def _is_string_list(value: object) -> bool:
+    return value is None or (isinstance(value, list) and all(isinstance(x, str) for x in value))
 
 
 # -- writing a file --------------------------------------------------------------------------
@@ -426,13 +420,8 @@ def _document(name: str, versions: Sequence[ResolvedPrompt]) -> dict[str, Any]:
 
 
 def _message(message: Mapping[str, Any]) -> dict[str, Any]:
-    """A chat message for the file: placeholders as ``type, name``; ``role, content`` first."""
-    if message.get("type") == "placeholder":
-        return {"type": "placeholder", "name": message["name"]}
-    rest = {k: v for k, v in message.items() if k not in ("role", "content", "type")}
-    if message.get("type") not in (None, "chatmessage"):
-        rest["type"] = message["type"]
-    return {"role": message["role"], "content": message["content"], **rest}
+    """A chat message for the file, without the SDK's redundant ``type: chatmessage``."""
+    return {k: v for k, v in message.items() if (k, v) != ("type", "chatmessage")}
 
 
 class _Dumper(yaml.SafeDumper):
@@ -471,26 +460,20 @@ _Dumper.add_representer(list, _represent_list)
 
 def _write_atomic(path: pathlib.Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, then move it over ``path``."""
+    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-        except FileNotFoundError:
-            mode = 0o644
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                                 dir=path.parent)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot write prompt file {path}: {exc.strerror}") from exc
-    try:
+        mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o644
+        descriptor, temporary = tempfile.mkstemp(".tmp", f".{path.name}.", path.parent)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temporary, mode)
         os.replace(temporary, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(exc, OSError):
-            raise ConfigurationError(f"cannot write prompt file {path}: {exc.strerror}") from exc
-        raise
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write prompt file {path}: {exc.strerror}") from exc
+    finally:
+        if temporary is not None:  # still there only when something failed
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 from ._collect import Collected, MetricChoice, ScoreCollector, check_metric, check_per
 from ._errors import ConfigurationError, check_confidence
@@ -16,14 +16,14 @@ from ._tests import holm_adjust, mean_ci, proportions_test, srm_check, welch_tes
 
 __all__ = ["analyze", "build_report", "check_weights", "default_control"]
 
-VariantData = Union[Iterable[Any], MeanStats, ProportionStats]
+VariantData = Iterable[Any] | MeanStats | ProportionStats
 """One variant: its scores (numbers or booleans) or its sufficient statistics."""
 
 _CONTROL_NAMES = ("control", "baseline", "production", "a")
 
 
 def default_control(names: Sequence[str]) -> str:
-    """Control when none is named: a variant called control/baseline/production/A, else the first."""
+    """Default control: a variant named control/baseline/production/A, else the first."""
     lowered = {name.lower(): name for name in names}
     for candidate in _CONTROL_NAMES:
         if candidate in lowered:
@@ -36,7 +36,9 @@ def check_weights(weights: Mapping[str, float] | None, names: Sequence[str]) -> 
     if weights is None:
         return dict.fromkeys(names, 1.0)
     if not isinstance(weights, Mapping):
-        raise ConfigurationError(f"weights must be a mapping of variant name to weight, got {weights!r}")
+        raise ConfigurationError(
+            f"weights must be a mapping of variant name to weight, got {weights!r}"
+        )
     if set(weights) != set(names):
         missing = sorted(set(names) - set(weights))
         extra = sorted(set(weights) - set(names))
@@ -106,7 +108,9 @@ def analyze(
     collected = _merge(collector.collect(chosen) if raw else None, data, names, chosen)
     extra: list[str] = []
     if unit == "user" and not by_user and raw:
-        extra.append("no user ids given: each score is its own unit (pass users= to analyse per user)")
+        extra.append(
+            "no user ids given: each score is its own unit (pass users= to analyse per user)"
+        )
     collected = dataclasses.replace(collected, notes=(*collected.notes, *extra))
     return build_report(
         collected,
@@ -171,7 +175,7 @@ def _merge(
     for name in names:
         item = given.get(name)
         if item is None:
-            assert collected is not None  # noqa: S101 - every other variant was collected
+            assert collected is not None  # every other variant was collected
             item = collected.stats[name]
             observations[name] = collected.observations[name]
         else:
@@ -195,20 +199,27 @@ def build_report(
     experiment: str | None = None,
     source: Mapping[str, int] | None = None,
     warnings: Sequence[str] = (),
+    srm_counts: Mapping[str, int] | None = None,
 ) -> Report:
-    """Run the tests on collected statistics and assemble the report."""
+    """Run the tests on collected statistics and assemble the report.
+
+    ``srm_counts`` (units assigned per variant, scored or not) replaces the analysed units in the
+    sample-ratio check when the caller knows them.
+    """
     names = list(collected.stats)
     total_weight = sum(weights.values())
     summaries = tuple(
         _summary(name, collected, weights[name] / total_weight, name == control, confidence)
         for name in names
     )
-    comparisons = [_compare(collected, control, name, confidence) for name in names if name != control]
+    comparisons = [
+        _compare(collected, control, name, confidence) for name in names if name != control
+    ]
     adjusted = holm_adjust([c.p_value for c in comparisons])
     alpha = 1.0 - confidence
     comparisons = [
         dataclasses.replace(c, p_value_adjusted=p, significant=p is not None and p < alpha)
-        for c, p in zip(comparisons, adjusted)
+        for c, p in zip(comparisons, adjusted, strict=True)
     ]
     notes = list(collected.notes)
     all_warnings = [*collected.warnings, *warnings]
@@ -221,7 +232,10 @@ def build_report(
     if len(names) < 2:
         all_warnings.append(f"only one variant ({names[0]!r}): nothing to compare")
     else:
-        srm = srm_check({s.name: s.n for s in summaries}, weights)
+        observed = dict(srm_counts) if srm_counts is not None else {s.name: s.n for s in summaries}
+        srm = srm_check(observed, weights)
+        if srm_counts is not None:
+            notes.append("the sample-ratio check counts every assigned unit, scored or not")
         if srm.flagged or any("unreliable" in n for n in srm.notes):
             all_warnings.extend(srm.notes)
     decision, winner = _decide(comparisons, srm, control, higher_is_better, collected)
@@ -269,7 +283,9 @@ def _summary(
 def _compare(collected: Collected, control: str, name: str, confidence: float) -> Comparison:
     a, b = collected.stats[control], collected.stats[name]
     if isinstance(a, ProportionStats) and isinstance(b, ProportionStats):
-        return proportions_test(a, b, confidence=confidence, control_name=control, variant_name=name)
+        return proportions_test(
+            a, b, confidence=confidence, control_name=control, variant_name=name
+        )
     a = a.to_mean_stats() if isinstance(a, ProportionStats) else a
     b = b.to_mean_stats() if isinstance(b, ProportionStats) else b
     return welch_test(a, b, confidence=confidence, control_name=control, variant_name=name)

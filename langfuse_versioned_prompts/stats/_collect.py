@@ -32,7 +32,7 @@ def check_per(per: object) -> Per:
 def check_metric(metric: object) -> MetricChoice:
     """Validate the metric choice."""
     if metric in ("auto", "continuous", "boolean"):
-        return metric  # type: ignore[return-value]  # narrowed by the membership test
+        return metric
     raise ConfigurationError(f"metric must be 'auto', 'continuous' or 'boolean', got {metric!r}")
 
 
@@ -85,7 +85,9 @@ class ScoreCollector:
         arm = self._arms.get(variant)
         if arm is None:
             if not isinstance(variant, str) or not variant:
-                raise ConfigurationError(f"variant names must be non-empty strings, got {variant!r}")
+                raise ConfigurationError(
+                    f"variant names must be non-empty strings, got {variant!r}"
+                )
             arm = self._arms[variant] = _Arm()
         return arm
 
@@ -131,7 +133,8 @@ class ScoreCollector:
         if metric == "boolean" and not self._all_binary:
             variant, x = self._first_non_binary or ("?", math.nan)
             raise ConfigurationError(
-                f"metric='boolean' needs 0/1 or true/false scores, but variant {variant!r} has {x!r}"
+                f"metric='boolean' needs 0/1 or true/false scores, "
+                f"but variant {variant!r} has {x!r}"
             )
         boolean = metric == "boolean" or (metric == "auto" and self._all_bool and seen_any)
         warnings: list[str] = []

@@ -3,9 +3,9 @@
 ::
 
     LVPError
-    ├── ConfigurationError (also ValueError)     bad arguments: unknown control, weights, confidence
-    ├── ExperimentNotFoundError (also LookupError)  no trace carries the experiment's tags or metadata
-    └── ScoreNotFoundError (also LookupError)       no score of that name exists in the time window
+    ├── ConfigurationError (also ValueError)       bad input: unknown control, weights, confidence
+    ├── ExperimentNotFoundError (also LookupError) no trace carries the experiment tag or metadata
+    └── ScoreNotFoundError (also LookupError)      no score of that name in the time window
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
-from typing import Union
 
 from ._errors import ConfigurationError
 
@@ -71,8 +70,8 @@ class MeanStats:
         return cls(n, mean, m2)
 
     @classmethod
-    def from_sums(cls, n: int, sum: float, sum_squares: float) -> MeanStats:  # noqa: A002
-        """Build from the gbstats triple (n, sum, sum of squares); loses precision at large offsets."""
+    def from_sums(cls, n: int, sum: float, sum_squares: float) -> MeanStats:
+        """From the gbstats triple (n, sum, sum of squares); loses precision at large offsets."""
         _check_count("n", n)
         if n == 0:
             return cls()
@@ -182,7 +181,7 @@ class ProportionStats:
         return MeanStats(self.n, p, self.successes * (1.0 - p) if self.n > 1 else 0.0)
 
 
-Stats = Union[MeanStats, ProportionStats]
+Stats = MeanStats | ProportionStats
 """Sufficient statistics of one variant."""
 
 

@@ -254,13 +254,14 @@ def holm_adjust(p_values: Sequence[float | None]) -> list[float | None]:
     for p in p_values:
         if p is not None and not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
             raise ConfigurationError(f"p-values must lie in [0, 1], got {p!r}")
-    order = sorted((i for i, p in enumerate(p_values) if p is not None), key=lambda i: p_values[i])
+    present = [(p, i) for i, p in enumerate(p_values) if p is not None]
+    order = [i for _, i in sorted(present)]
     m = len(order)
     adjusted: list[float | None] = [None] * len(p_values)
     running = 0.0
     for rank, i in enumerate(order):
         p = p_values[i]
-        assert p is not None  # noqa: S101 - filtered above; narrows the type
+        assert p is not None  # filtered above
         running = max(running, min(1.0, (m - rank) * p))
         adjusted[i] = running
     return adjusted
@@ -300,7 +301,9 @@ def srm_check(
     impossible = [n for n in names if share[n] == 0.0 and observed[n] > 0]
     if impossible:
         notes.append(f"{', '.join(map(repr, impossible))} got units but has weight 0")
-        return SRMCheck(**base, chi2=math.inf, df=None, p_value=0.0, flagged=True, notes=tuple(notes))
+        return SRMCheck(
+            **base, chi2=math.inf, df=None, p_value=0.0, flagged=True, notes=tuple(notes)
+        )
     cells = [(observed[n], total * share[n]) for n in names if share[n] > 0.0]
     df = len(cells) - 1
     if df < 1:
@@ -344,7 +347,12 @@ def required_sample_size(
     power = check_probability("power", power)
     if isinstance(comparisons, bool) or not isinstance(comparisons, int) or comparisons < 1:
         raise ConfigurationError(f"comparisons must be a positive integer, got {comparisons!r}")
-    if isinstance(mde, bool) or not isinstance(mde, (int, float)) or not math.isfinite(mde) or mde == 0:
+    if (
+        isinstance(mde, bool)
+        or not isinstance(mde, (int, float))
+        or not math.isfinite(mde)
+        or mde == 0
+    ):
         raise ConfigurationError(f"mde must be a finite non-zero difference, got {mde!r}")
     if (sd is None) == (base_rate is None):
         raise ConfigurationError("give exactly one of sd= (continuous) or base_rate= (boolean)")
@@ -378,7 +386,7 @@ def mean_ci(stats: MeanStats | ProportionStats, confidence: float = 0.95) -> Int
     if stats.n < 2:
         return None
     sd = stats.sd
-    assert sd is not None  # noqa: S101 - n >= 2
+    assert sd is not None  # n >= 2
     if sd == 0.0:
         return (stats.mean, stats.mean)
     crit = float(_scipy_stats().t.ppf(1.0 - (1.0 - confidence) / 2.0, stats.n - 1))
