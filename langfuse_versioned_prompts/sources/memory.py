@@ -14,11 +14,20 @@ from .._prompt import PromptKey, ResolvedPrompt
 from .._settings import MEMORY_MAX_ENTRIES, MEMORY_TTL_SECONDS
 
 
-class CacheEntry(NamedTuple):
-    """A cached prompt and the monotonic time after which it is stale (``inf``: never)."""
+class Lookup(NamedTuple):
+    """A cache read: the prompt and whether it is within its TTL."""
 
     prompt: ResolvedPrompt
+    fresh: bool
+
+
+class CacheEntry(NamedTuple):
+    """A cached prompt with its two possible reads, built once so a hit allocates nothing."""
+
+    fresh: Lookup
+    stale: Lookup
     expires_at: float
+    """Monotonic time after which the entry is stale (``inf``: never)."""
 
 
 class MemoryCache:
@@ -61,7 +70,7 @@ class MemoryCache:
             self._data.move_to_end(key)
         except KeyError:  # evicted by another thread between the two calls
             pass
-        return Lookup(entry.prompt, entry.expires_at > self.timer())
+        return entry[0] if entry[2] > self.timer() else entry[1]
 
     def set(self, key: PromptKey, prompt: ResolvedPrompt, ttl: float | None = None) -> None:
         """Store ``prompt`` under ``key``; pinned, self-contained versions never expire."""
@@ -70,7 +79,7 @@ class MemoryCache:
         else:
             expires_at = self.timer() + (self.ttl if ttl is None else ttl)
         with self._lock:
-            self._data[key] = CacheEntry(prompt, expires_at)
+            self._data[key] = CacheEntry(Lookup(prompt, True), Lookup(prompt, False), expires_at)
             self._data.move_to_end(key)
             while len(self._data) > self.maxsize:
                 self._data.popitem(last=False)
@@ -86,7 +95,7 @@ class MemoryCache:
             doomed = [
                 key
                 for key, entry in self._data.items()
-                if key.name == name or name in referenced_names(entry.prompt)
+                if key.name == name or name in referenced_names(entry.fresh.prompt)
             ]
             for key in doomed:
                 del self._data[key]
@@ -110,13 +119,6 @@ class MemoryCache:
 
     def __iter__(self) -> Iterator[PromptKey]:
         return iter(self.keys())
-
-
-class Lookup(NamedTuple):
-    """A cache read: the prompt and whether it is within its TTL."""
-
-    prompt: ResolvedPrompt
-    fresh: bool
 
 
 def referenced_names(prompt: ResolvedPrompt) -> frozenset[str]:

@@ -106,12 +106,9 @@ def analyze(
         for i, value in enumerate(values):  # type: ignore[arg-type]  # non-stats narrowed above
             collector.add(name, value, user=ids[i] if ids is not None else None)
     collected = _merge(collector.collect(chosen) if raw else None, data, names, chosen)
-    extra: list[str] = []
     if unit == "user" and not by_user and raw:
-        extra.append(
-            "no user ids given: each score is its own unit (pass users= to analyse per user)"
-        )
-    collected = dataclasses.replace(collected, notes=(*collected.notes, *extra))
+        note = "no user ids given: each score is its own unit (pass users= to analyse per user)"
+        collected = dataclasses.replace(collected, notes=(note,))
     return build_report(
         collected,
         control=control,

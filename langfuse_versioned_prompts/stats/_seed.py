@@ -35,7 +35,7 @@ def analyze_ab_results(
 
     >>> r = analyze_ab_results([3, 4, 5, 4, 3], [5, 6, 5, 6, 7])
     >>> r["recommendation"], round(r["p_value"], 4)
-    ('treatment', 0.0039)
+    ('treatment', 0.0054)
     """
     confidence = check_confidence(confidence)
     collector = ScoreCollector(("control", "treatment"), per="observation")
