@@ -17,7 +17,9 @@ def per_call(fn: Callable[[], object], *, number: int, repeat: int = 7) -> float
     return best
 
 
-def compare(label: str, ours: Callable[[], object], baseline: Callable[[], object], *, number: int, target: float | None = None) -> float:
+def compare(
+    label: str, ours: Callable[[], object], baseline: Callable[[], object], *, number: int, target: float | None = None
+) -> float:
     """Time both, interleaved, and print the ratio ours / baseline."""
     for fn in (ours, baseline):  # warm up
         for _ in range(min(number, 1000)):
@@ -25,6 +27,6 @@ def compare(label: str, ours: Callable[[], object], baseline: Callable[[], objec
     ours_s = min(per_call(ours, number=number, repeat=3) for _ in range(2))
     base_s = min(per_call(baseline, number=number, repeat=3) for _ in range(2))
     ratio = ours_s / base_s
-    verdict = "" if target is None else ("  (target <= %.2fx: %s)" % (target, "met" if ratio <= target else "NOT met"))
+    verdict = "" if target is None else f"  (target <= {target:.2f}x: {'met' if ratio <= target else 'NOT met'})"
     print(f"{label}: {ours_s * 1e6:.2f} us vs {base_s * 1e6:.2f} us = {ratio:.2f}x{verdict}")
     return ratio

@@ -32,9 +32,20 @@ def bench_memory() -> None:
         clock()
         return value
 
-    compare("L1 hit (MemoryCache.get) vs dict lookup + clock read", lambda: cache.get(key), baseline, number=200_000, target=3.0)
+    compare(
+        "L1 hit (MemoryCache.get) vs dict lookup + clock read",
+        lambda: cache.get(key),
+        baseline,
+        number=200_000,
+        target=3.0,
+    )
     resolver = PromptResolver(memory=cache, local=_NoLocal())
-    compare("L1 hit through PromptResolver.get vs dict lookup + clock read", lambda: resolver.get("customer-support", label="production"), baseline, number=200_000)
+    compare(
+        "L1 hit through PromptResolver.get vs dict lookup + clock read",
+        lambda: resolver.get("customer-support", label="production"),
+        baseline,
+        number=200_000,
+    )
 
 
 def bench_redis() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import bench_core  # noqa: E402
-import bench_fleet  # noqa: E402
-import bench_langchain  # noqa: E402
+import bench_core
+import bench_fleet
+import bench_langchain
 
 
 def main() -> None:

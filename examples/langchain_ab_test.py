@@ -32,9 +32,12 @@ PROMPTS = Path(__file__).parent / "prompts"
 class LastPromptRun(BaseCallbackHandler):
     """Keeps the metadata of the last prompt run (what Langfuse would get for the trace)."""
 
-    metadata: dict[str, Any] = {}
+    def __init__(self) -> None:
+        self.metadata: dict[str, Any] = {}
 
-    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, metadata: dict[str, Any] | None = None, **kw: Any) -> None:
+    def on_chain_start(
+        self, serialized: Any, inputs: Any, *, run_id: UUID, metadata: dict[str, Any] | None = None, **kw: Any
+    ) -> None:
         if metadata and "prompt_name" in metadata:
             self.metadata = dict(metadata)
 

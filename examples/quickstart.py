@@ -17,7 +17,9 @@ def main() -> None:
     resolver = PromptResolver(local=LocalPromptStore(PROMPTS))
 
     prompt = resolver.get("customer-support", label="production")
-    print(f"{prompt.name} v{prompt.version} from {prompt.source} (stale={prompt.is_stale}, fallback={prompt.is_fallback})")
+    print(
+        f"{prompt.name} v{prompt.version} from {prompt.source} (stale={prompt.is_stale}, fallback={prompt.is_fallback})"
+    )
     print(prompt.render(customer_name="John", issue_type="billing"))
 
     staging = resolver.get("customer-support", label="staging")

@@ -45,9 +45,7 @@ class MissingVariableError(RenderError):
     ('city',)
     """
 
-    def __init__(
-        self, missing: Iterable[str], *, prompt: str | None = None, version: int | None = None
-    ) -> None:
+    def __init__(self, missing: Iterable[str], *, prompt: str | None = None, version: int | None = None) -> None:
         self.missing = tuple(sorted(set(missing)))
         self.prompt = prompt
         self.version = version

@@ -53,14 +53,11 @@ class PromptKey(NamedTuple):
             raise ConfigurationError(f"prompt name must be a non-empty string, got {name!r}")
         if label is not None and version is not None:
             raise ConfigurationError(
-                f"prompt {name!r}: give a label or a version, not both "
-                f"(got label={label!r}, version={version!r})"
+                f"prompt {name!r}: give a label or a version, not both (got label={label!r}, version={version!r})"
             )
         if version is not None:
             if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-                raise ConfigurationError(
-                    f"prompt {name!r}: version must be a positive integer, got {version!r}"
-                )
+                raise ConfigurationError(f"prompt {name!r}: version must be a positive integer, got {version!r}")
             return cls(name, None, version)
         label = default_label if label is None else label
         check_label(label, prompt=name)
@@ -275,7 +272,7 @@ class ResolvedPrompt:
         from langfuse.api import Prompt_Chat, Prompt_Text
         from langfuse.model import ChatPromptClient, TextPromptClient
 
-        fields = {
+        fields: dict[str, Any] = {
             "name": self.name,
             "version": self.version,
             "config": dict(self.config),
@@ -289,7 +286,8 @@ class ResolvedPrompt:
         for m in messages:
             if m.get("type") != "placeholder":
                 m["type"] = "chatmessage"
-        return ChatPromptClient(Prompt_Chat(prompt=messages, **fields), is_fallback=self.is_fallback)
+        chat = Prompt_Chat(prompt=messages, **fields)  # type: ignore[arg-type]  # pydantic parses the dicts
+        return ChatPromptClient(chat, is_fallback=self.is_fallback)
 
 
 def _check_message(prompt: ResolvedPrompt, message: object) -> ChatMessage:
@@ -303,4 +301,3 @@ def _check_message(prompt: ResolvedPrompt, message: object) -> ChatMessage:
     if "role" not in message or "content" not in message:
         raise PromptFormatError(f"{where}: a message needs 'role' and 'content', got {dict(message)!r}")
     return dict(message)
-

@@ -104,7 +104,7 @@ class Jinja2Template:
         from jinja2.exceptions import SecurityError
 
         try:
-            return self._template.render(**values)
+            return str(self._template.render(**values))
         except UndefinedError as exc:
             found = _JINJA_UNDEFINED.search(str(exc))
             if found:
@@ -128,9 +128,7 @@ def template_format(config: Mapping[str, Any]) -> str:
     """The format a prompt's config asks for: ``langfuse`` (default) or ``jinja2``."""
     fmt = config.get("template_format", LANGFUSE)
     if fmt not in (LANGFUSE, JINJA2):
-        raise RenderError(
-            f"unknown template_format {fmt!r} in the prompt config: use 'langfuse' or 'jinja2'"
-        )
+        raise RenderError(f"unknown template_format {fmt!r} in the prompt config: use 'langfuse' or 'jinja2'")
     return str(fmt)
 
 

@@ -165,7 +165,9 @@ def input_variables_of(resolver: PromptResolver, spec: PromptSpec) -> list[str]:
             return [*base.variables, *base.placeholders]
     for variant in experiment.variants:
         if variant.weight > 0:
-            requests.append((variant.label, variant.version) if variant.label or variant.version else (spec.label, None))
+            requests.append(
+                (variant.label, variant.version) if variant.label or variant.version else (spec.label, None)
+            )
     names: dict[str, None] = {}
     errors: list[str] = []
     for label, version in requests:
@@ -177,7 +179,6 @@ def input_variables_of(resolver: PromptResolver, spec: PromptSpec) -> list[str]:
         names.update(dict.fromkeys([*prompt.variables, *prompt.placeholders]))
     if errors and not names:
         raise ConfigurationError(
-            f"cannot read the variables of prompt {spec.name!r}: {'; '.join(errors)}; "
-            "pass input_variables explicitly"
+            f"cannot read the variables of prompt {spec.name!r}: {'; '.join(errors)}; pass input_variables explicitly"
         )
     return list(names)

@@ -38,8 +38,12 @@ from typing import Any
 try:
     from llama_index.core.base.llms.generic_utils import messages_to_prompt as _messages_to_prompt
     from llama_index.core.base.llms.types import ChatMessage, MessageRole
-    from llama_index.core.instrumentation import get_dispatcher
-    from llama_index.core.instrumentation.events.base import BaseEvent
+
+    # both names are re-exported by llama-index-core without ``__all__``, hence the ignores
+    from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+    from llama_index.core.instrumentation.events.base import (  # type: ignore[attr-defined]
+        BaseEvent,
+    )
     from llama_index.core.prompts.base import BasePromptTemplate
     from llama_index.core.prompts.prompt_type import PromptType
     from llama_index.core.types import BaseOutputParser
@@ -73,11 +77,12 @@ _ROLE_ALIASES = {"human": MessageRole.USER, "ai": MessageRole.ASSISTANT}
 class PromptVersionSelectedEvent(BaseEvent):
     """Dispatched each time a ``VersionedLlamaPromptTemplate`` renders: what served the call.
 
-    >>> from llama_index.core.instrumentation.event_handlers import BaseEventHandler  # doctest: +SKIP
-    >>> class Recorder(BaseEventHandler):                                             # doctest: +SKIP
-    ...     def handle(self, event, **kwargs):
+    >>> from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+    >>> seen = []
+    >>> class Recorder(BaseEventHandler):
+    ...     def handle(self, event: Any, **kwargs: Any) -> None:
     ...         if isinstance(event, PromptVersionSelectedEvent):
-    ...             print(event.prompt_name, event.prompt_version, event.ab_variant)
+    ...             seen.append((event.prompt_name, event.prompt_version, event.ab_variant))
     """
 
     prompt_name: str
@@ -94,7 +99,7 @@ class PromptVersionSelectedEvent(BaseEvent):
         return "PromptVersionSelectedEvent"
 
 
-class VersionedLlamaPromptTemplate(BasePromptTemplate):  # type: ignore[misc]
+class VersionedLlamaPromptTemplate(BasePromptTemplate):
     """A LlamaIndex prompt whose text is the Langfuse prompt version served at format time.
 
     >>> qa = VersionedLlamaPromptTemplate(name="rag/qa", label="production")       # doctest: +SKIP
@@ -144,27 +149,29 @@ class VersionedLlamaPromptTemplate(BasePromptTemplate):  # type: ignore[misc]
         spec = _spec(name, label, version, experiment, rollout, fallback)
         if template_vars is None:
             template_vars = input_variables_of(resolver or default_resolver(), spec)
-        super().__init__(
-            name=name,
-            label=label,
-            version=version,
-            experiment=experiment,
-            rollout=rollout,
-            fallback=fallback,
-            template_vars=list(template_vars),
-            kwargs=kwargs,
-            metadata={**(metadata or {}), "prompt_type": prompt_type},
-            output_parser=output_parser,
-            template_var_mappings=template_var_mappings,
-            function_mappings=function_mappings,
-        )
+        fields: dict[str, Any] = {
+            "name": name,
+            "label": label,
+            "version": version,
+            "experiment": experiment,
+            "rollout": rollout,
+            "fallback": fallback,
+            "template_vars": list(template_vars),
+            "kwargs": kwargs,
+            "metadata": {**(metadata or {}), "prompt_type": prompt_type},
+            "output_parser": output_parser,
+            "template_var_mappings": template_var_mappings,
+            "function_mappings": function_mappings,
+        }
+        super().__init__(**fields)
         self._resolver = resolver
         self._rng = rng
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> VersionedLlamaPromptTemplate:
-        """Copy the fields; share the resolver, random source and output parser (they hold locks)."""
+        """Copy the fields; share the resolver, rng and output parser (they may hold locks)."""
         memo = {} if memo is None else memo
-        for shared in (self._resolver, self._rng, self.output_parser, self.experiment, self.rollout):
+        shared_objects = (self._resolver, self._rng, self.output_parser, self.experiment, self.rollout)
+        for shared in shared_objects:
             if shared is not None:
                 memo.setdefault(id(shared), shared)
         copied: VersionedLlamaPromptTemplate = super().__deepcopy__(memo)
@@ -175,7 +182,9 @@ class VersionedLlamaPromptTemplate(BasePromptTemplate):  # type: ignore[misc]
     @property
     def spec(self) -> PromptSpec:
         """What this template asks for."""
-        return _spec(self.name, self.label, self.version, self.experiment, self.rollout, self.fallback)
+        return _spec(
+            self.name, self.label, self.version, self.experiment, self.rollout, self.fallback
+        )
 
     @property
     def resolver(self) -> PromptResolver:
@@ -208,7 +217,7 @@ class VersionedLlamaPromptTemplate(BasePromptTemplate):  # type: ignore[misc]
         rendered, selection = self._render(kwargs)
         if selection.prompt.type == "chat":
             messages = self._parse_messages(_to_messages(rendered, selection.prompt))
-            return (messages_to_prompt or _messages_to_prompt)(messages)  # type: ignore[no-any-return]
+            return (messages_to_prompt or _messages_to_prompt)(messages)
         text = self._parse_text(rendered)
         return completion_to_prompt(text) if completion_to_prompt is not None else text
 
@@ -228,11 +237,10 @@ class VersionedLlamaPromptTemplate(BasePromptTemplate):  # type: ignore[misc]
         prompt = self.resolve().prompt
         if isinstance(prompt.template, str):
             return prompt.template
-        lines = [
+        return "\n".join(
             "{{" + m["name"] + "}}" if m.get("type") == "placeholder" else f"{m['role']}: {m['content']}"
             for m in prompt.template
-        ]
-        return "\n".join(lines)
+        )
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -246,11 +254,11 @@ class VersionedLlamaPromptTemplate(BasePromptTemplate):  # type: ignore[misc]
 
     def _parse_text(self, text: str) -> str:
         parser = self.output_parser
-        return parser.format(text) if parser is not None else text  # type: ignore[no-any-return]
+        return parser.format(text) if parser is not None else text
 
     def _parse_messages(self, messages: list[ChatMessage]) -> list[ChatMessage]:
         parser = self.output_parser
-        return parser.format_messages(messages) if parser is not None else messages  # type: ignore[no-any-return]
+        return parser.format_messages(messages) if parser is not None else messages
 
 
 def _spec(
@@ -262,13 +270,17 @@ def _spec(
     fallback: str | int | None,
 ) -> PromptSpec:
     if not isinstance(name, str) or not name:
-        raise ConfigurationError(f"VersionedLlamaPromptTemplate needs the prompt name, got {name!r}")
+        raise ConfigurationError(f"a versioned prompt template needs the prompt name, got {name!r}")
     if experiment is not None and rollout is not None:
         raise ConfigurationError(f"prompt {name!r}: give an experiment or a rollout, not both")
-    for what, value, kind in (("experiment", experiment, Experiment), ("rollout", rollout, Rollout)):
+    checks = (("experiment", experiment, Experiment), ("rollout", rollout, Rollout))
+    for what, value, kind in checks:
         if value is not None and not isinstance(value, kind):
-            raise ConfigurationError(f"prompt {name!r}: {what} must be a {kind.__name__}, got {value!r}")
-    return PromptSpec(name, label=label, version=version, experiment=rollout or experiment, fallback=fallback)
+            raise ConfigurationError(
+                f"prompt {name!r}: {what} must be a {kind.__name__}, got {value!r}"
+            )
+    chosen = rollout or experiment
+    return PromptSpec(name, label=label, version=version, experiment=chosen, fallback=fallback)
 
 
 def _with_placeholders(prompt: ResolvedPrompt, values: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from . import _settings as settings
 from ._counters import Counters
 from ._errors import (
     ConfigurationError,
@@ -35,9 +36,7 @@ from ._errors import (
     PromptUnavailableError,
     SourceUnavailableError,
 )
-from ._prompt import PromptKey, ResolvedPrompt
-from . import _settings as settings
-from ._prompt import check_label
+from ._prompt import PromptKey, ResolvedPrompt, check_label
 from ._settings import (
     LANGFUSE_TIMEOUT_SECONDS,
     LOCAL_PROMPTS_DIR,
@@ -84,9 +83,7 @@ class PromptResolver:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if langfuse is None and local is None:
-            raise ConfigurationError(
-                "PromptResolver needs a Langfuse source, a local prompt store, or both"
-            )
+            raise ConfigurationError("PromptResolver needs a Langfuse source, a local prompt store, or both")
         self.memory = memory if memory is not None else MemoryCache()
         self.redis = redis
         self.langfuse = langfuse
@@ -327,8 +324,7 @@ class PromptResolver:
             self.counters.add("local", "misses")
             if fallback:
                 raise PromptUnavailableError(
-                    f"cannot serve {key}: {failure}; nothing is cached and the local store has no "
-                    f"copy ({exc})"
+                    f"cannot serve {key}: {failure}; nothing is cached and the local store has no copy ({exc})"
                 ) from failure
             raise
         return self._local_served(key, prompt, fallback)
@@ -384,8 +380,7 @@ class PromptResolver:
             self.counters.add("local", "misses")
             if failure is not None:
                 raise PromptUnavailableError(
-                    f"cannot serve {key}: {failure}; nothing is cached and the local store has no "
-                    f"copy ({exc})"
+                    f"cannot serve {key}: {failure}; nothing is cached and the local store has no copy ({exc})"
                 ) from failure
             raise
         return self._local_served(key, prompt, failure is not None)

@@ -49,9 +49,7 @@ class Variant:
         if self.version is not None and (
             isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1
         ):
-            raise ConfigurationError(
-                f"variant {self.name!r}: version must be a positive integer, got {self.version!r}"
-            )
+            raise ConfigurationError(f"variant {self.name!r}: version must be a positive integer, got {self.version!r}")
         weight = self.weight
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
             raise ConfigurationError(f"variant {self.name!r}: weight must be a finite number, got {weight!r}")
@@ -111,7 +109,7 @@ class Experiment:
 
     def variant_for_bucket(self, bucket: int) -> Variant:
         """The variant whose cumulative weight range holds ``bucket``."""
-        for variant, threshold in zip(self.variants, self._thresholds):
+        for variant, threshold in zip(self.variants, self._thresholds, strict=True):
             if bucket < threshold:
                 return variant
         return self.variants[-1]
@@ -204,7 +202,8 @@ class _Unit(NamedTuple):
 
 
 _current_unit: contextvars.ContextVar[_Unit] = contextvars.ContextVar(
-    "langfuse_versioned_prompts_unit", default=_Unit(None, None)
+    "langfuse_versioned_prompts_unit",
+    default=_Unit(None, None),  # noqa: B039 - an immutable NamedTuple
 )
 
 

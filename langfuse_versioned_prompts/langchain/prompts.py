@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .._errors import ConfigurationError
 from .._prompt import ResolvedPrompt
-from .._selection import PromptSpec, Selection, aselect, arender, input_variables_of, render, select
+from .._selection import PromptSpec, Selection, arender, aselect, input_variables_of, render, select
 from ..resolver import PromptResolver, default_resolver
 from ..variants import Experiment, Rollout, current_unit
 from .callbacks import stamp_run
@@ -32,7 +32,7 @@ class _Versioned(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    name: str  # type: ignore[assignment]  # the prompt name doubles as the run name
+    name: str  # the prompt name doubles as the run name
     """Langfuse prompt name."""
     label: str | None = None
     """Label to serve (default: the resolver's default label)."""
@@ -140,7 +140,7 @@ class _Versioned(BaseModel):
         return self._to_value(rendered, selection.prompt)
 
 
-class VersionedPromptTemplate(_Versioned, StringPromptTemplate):
+class VersionedPromptTemplate(_Versioned, StringPromptTemplate):  # type: ignore[misc]  # name: str narrows str | None
     """A LangChain string prompt whose text is the Langfuse prompt version served at call time.
 
     >>> prompt = VersionedPromptTemplate(name="customer-support", label="production")  # doctest: +SKIP
@@ -154,8 +154,7 @@ class VersionedPromptTemplate(_Versioned, StringPromptTemplate):
     def _to_value(self, rendered: Any, prompt: ResolvedPrompt) -> PromptValue:
         if prompt.type != "text":
             raise ConfigurationError(
-                f"prompt {prompt.name!r} version {prompt.version} is a chat prompt: "
-                "use VersionedChatPromptTemplate"
+                f"prompt {prompt.name!r} version {prompt.version} is a chat prompt: use VersionedChatPromptTemplate"
             )
         return StringPromptValue(text=rendered)
 
@@ -168,7 +167,7 @@ class VersionedPromptTemplate(_Versioned, StringPromptTemplate):
         return self._format_value(**kwargs)
 
 
-class VersionedChatPromptTemplate(_Versioned, ChatPromptTemplate):
+class VersionedChatPromptTemplate(_Versioned, ChatPromptTemplate):  # type: ignore[misc]  # name: str narrows str | None
     """A LangChain chat prompt resolved from Langfuse at call time; placeholders take messages.
 
     >>> prompt = VersionedChatPromptTemplate(name="analyzer", experiment=exp)  # doctest: +SKIP
@@ -206,9 +205,9 @@ class VersionedChatPromptTemplate(_Versioned, ChatPromptTemplate):
         rendered, selection = await arender(self._resolver(), self.spec, selection, self._values(kwargs))
         return self._to_value(rendered, selection.prompt).to_messages()
 
-    def format_prompt(self, **kwargs: Any) -> PromptValue:
+    def format_prompt(self, **kwargs: Any) -> ChatPromptValue:
         """Render to a ``ChatPromptValue``."""
-        return self._format_value(**kwargs)
+        return cast(ChatPromptValue, self._format_value(**kwargs))
 
     def partial(self, **kwargs: Any) -> VersionedChatPromptTemplate:
         """A copy with some variables filled in."""

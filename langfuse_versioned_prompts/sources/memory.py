@@ -66,7 +66,7 @@ class MemoryCache:
         entry = self._data.get(key)
         if entry is None:
             return None
-        try:
+        try:  # noqa: SIM105 - contextlib.suppress would cost a context manager on every hit
             self._data.move_to_end(key)
         except KeyError:  # evicted by another thread between the two calls
             pass

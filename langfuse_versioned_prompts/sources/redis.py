@@ -49,9 +49,7 @@ def _import_redis() -> Any:
     try:
         import redis
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "RedisCache needs redis-py: pip install 'langfuse-versioned-prompts[redis]'"
-        ) from exc
+        raise ImportError("RedisCache needs redis-py: pip install 'langfuse-versioned-prompts[redis]'") from exc
     return redis
 
 
@@ -187,7 +185,9 @@ class RedisCache:
         self._down_until = self.timer() + self.retry_after
         logger.warning("Redis %s failed, skipping L2 for %.1fs: %r", action, self.retry_after, exc)
 
-    def _plan_set(self, key: PromptKey, prompt: ResolvedPrompt, ttl: float | None) -> tuple[str, str, int | None, int | None]:
+    def _plan_set(
+        self, key: PromptKey, prompt: ResolvedPrompt, ttl: float | None
+    ) -> tuple[str, str, int | None, int | None]:
         data_key = self.key(key)
         if key.pinned and prompt.is_pinned_immutable:
             return data_key, self.encode(prompt), None, None

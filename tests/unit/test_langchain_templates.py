@@ -35,13 +35,19 @@ class MetadataRecorder(BaseCallbackHandler):
     def __init__(self) -> None:
         self.runs: list[dict[str, Any]] = []
 
-    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, metadata: dict[str, Any] | None = None, **kw: Any) -> None:
+    def on_chain_start(
+        self, serialized: Any, inputs: Any, *, run_id: UUID, metadata: dict[str, Any] | None = None, **kw: Any
+    ) -> None:
         if metadata and "prompt_name" in metadata:
             self.runs.append(dict(metadata))
 
 
-def text(name: str, version: int, template: str, labels: tuple[str, ...] = (), config: dict[str, Any] | None = None) -> ResolvedPrompt:
-    return ResolvedPrompt(name=name, version=version, type="text", template=template, labels=labels, config=config or {})
+def text(
+    name: str, version: int, template: str, labels: tuple[str, ...] = (), config: dict[str, Any] | None = None
+) -> ResolvedPrompt:
+    return ResolvedPrompt(
+        name=name, version=version, type="text", template=template, labels=labels, config=config or {}
+    )
 
 
 @pytest.fixture
@@ -62,7 +68,7 @@ def store(tmp_path: Any) -> LocalPromptStore:
                 version=1,
                 type="chat",
                 template=[
-                    {"role": "system", "content": "You are {{persona}}. Reply as JSON: {\"a\": 1}"},
+                    {"role": "system", "content": 'You are {{persona}}. Reply as JSON: {"a": 1}'},
                     {"type": "placeholder", "name": "history"},
                     {"role": "user", "content": "{{question}}"},
                 ],
@@ -133,7 +139,9 @@ def test_experiment_is_sticky_per_user_and_recorded(resolver: PromptResolver) ->
     seen: dict[str, set[int]] = {}
     for i in range(200):
         user = f"user-{i % 20}"
-        prompt.invoke({"name": "x", "place": "y"}, config={"callbacks": [recorder], "metadata": {"langfuse_user_id": user}})
+        prompt.invoke(
+            {"name": "x", "place": "y"}, config={"callbacks": [recorder], "metadata": {"langfuse_user_id": user}}
+        )
         seen.setdefault(user, set()).add(recorder.runs[-1]["prompt_version"])
     assert all(len(versions) == 1 for versions in seen.values()), "a user keeps one variant"
     assert {v for versions in seen.values() for v in versions} == {1, 2}
@@ -150,7 +158,9 @@ def test_variant_context_sets_the_unit_for_format(resolver: PromptResolver) -> N
     assert prompt.resolve(user_id="u-1").assignment.variant.name == "canary"  # type: ignore[union-attr]
 
 
-def test_experiment_from_the_prompt_config_changes_without_a_deploy(store: LocalPromptStore, resolver: PromptResolver) -> None:
+def test_experiment_from_the_prompt_config_changes_without_a_deploy(
+    store: LocalPromptStore, resolver: PromptResolver
+) -> None:
     prompt = VersionedPromptTemplate(name="greet", resolver=resolver, input_variables=["name", "place"])
     assert prompt.resolve(user_id="u").assignment is None
     base = store.versions("greet")
@@ -214,7 +224,7 @@ def test_as_a_langgraph_node(resolver: PromptResolver) -> None:
 
 
 def test_bad_construction_names_the_problem(resolver: PromptResolver) -> None:
-    with pytest.raises(ConfigurationError, match="not both|one of label"):
+    with pytest.raises(ConfigurationError, match=r"not both|one of label"):
         VersionedPromptTemplate(name="greet", label="production", version=1, resolver=resolver)
     with pytest.raises(ConfigurationError, match="experiment or a rollout"):
         VersionedPromptTemplate(

@@ -47,7 +47,7 @@ def test_round_trip_through_the_langfuse_shape() -> None:
 
 
 def test_from_dict_names_what_is_wrong() -> None:
-    with pytest.raises(PromptFormatError, match="f.yaml: missing required field 'prompt'"):
+    with pytest.raises(PromptFormatError, match=r"f\.yaml: missing required field 'prompt'"):
         ResolvedPrompt.from_dict({"name": "a", "version": 1}, origin="f.yaml")
     with pytest.raises(PromptFormatError, match="version must be a positive integer"):
         ResolvedPrompt.from_dict({"name": "a", "version": -1, "prompt": ""})

@@ -62,7 +62,14 @@ class FakeLangfuse:
         version = key.version or self.labels.get(key.label or "")
         if version is None or key.name != "p":
             raise PromptNotFoundError(f"no {key}")
-        return ResolvedPrompt(name=key.name, version=version, type="text", template=f"v{version} {{{{x}}}}", label=key.label, source="langfuse")
+        return ResolvedPrompt(
+            name=key.name,
+            version=version,
+            type="text",
+            template=f"v{version} {{{{x}}}}",
+            label=key.label,
+            source="langfuse",
+        )
 
     def fetch(self, key: PromptKey) -> ResolvedPrompt:
         if self.gate is not None:
@@ -101,7 +108,9 @@ def resolver(clock: Clock, langfuse: FakeLangfuse, executor: ManualExecutor, tmp
     )
 
 
-def test_label_move_is_served_after_the_ttl(resolver: PromptResolver, langfuse: FakeLangfuse, clock: Clock, executor: ManualExecutor) -> None:
+def test_label_move_is_served_after_the_ttl(
+    resolver: PromptResolver, langfuse: FakeLangfuse, clock: Clock, executor: ManualExecutor
+) -> None:
     assert resolver.get("p").version == 1
     langfuse.labels["production"] = 2
     clock.now = 299
@@ -132,7 +141,9 @@ def test_one_refresh_per_key_while_stale(resolver: PromptResolver, clock: Clock,
     assert resolver.stats()["memory"]["stale_served"] == 50
 
 
-def test_failed_refresh_keeps_serving_stale_and_counts(resolver: PromptResolver, langfuse: FakeLangfuse, clock: Clock, executor: ManualExecutor) -> None:
+def test_failed_refresh_keeps_serving_stale_and_counts(
+    resolver: PromptResolver, langfuse: FakeLangfuse, clock: Clock, executor: ManualExecutor
+) -> None:
     resolver.get("p")
     clock.now = 1000
     langfuse.fail = SourceUnavailableError("HTTP 500")
@@ -143,7 +154,9 @@ def test_failed_refresh_keeps_serving_stale_and_counts(resolver: PromptResolver,
     assert resolver.stats()["memory"]["refresh_errors"] == 1
 
 
-def test_langfuse_down_with_nothing_cached_falls_back_to_local(resolver: PromptResolver, langfuse: FakeLangfuse) -> None:
+def test_langfuse_down_with_nothing_cached_falls_back_to_local(
+    resolver: PromptResolver, langfuse: FakeLangfuse
+) -> None:
     langfuse.fail = SourceUnavailableError("timeout")
     prompt = resolver.get("p")
     assert (prompt.source, prompt.is_fallback, prompt.render(x="!")) == ("local", True, "local !")
@@ -156,7 +169,9 @@ def test_nothing_anywhere_is_a_clear_unavailable_error(resolver: PromptResolver,
         resolver.get("other")
 
 
-def test_404_evicts_and_raises(resolver: PromptResolver, langfuse: FakeLangfuse, clock: Clock, executor: ManualExecutor) -> None:
+def test_404_evicts_and_raises(
+    resolver: PromptResolver, langfuse: FakeLangfuse, clock: Clock, executor: ManualExecutor
+) -> None:
     resolver.get("p")
     del langfuse.labels["production"]
     clock.now = 1000
@@ -206,7 +221,9 @@ def test_no_langfuse_means_local_is_primary(tmp_path: Any) -> None:
 
 
 def test_from_env_reads_settings_and_rejects_bad_values(tmp_path: Any) -> None:
-    resolver = PromptResolver.from_env({"LVP_PROMPTS_DIR": str(tmp_path), "LVP_DEFAULT_LABEL": "development", "LVP_MEMORY_TTL": "60"})
+    resolver = PromptResolver.from_env(
+        {"LVP_PROMPTS_DIR": str(tmp_path), "LVP_DEFAULT_LABEL": "development", "LVP_MEMORY_TTL": "60"}
+    )
     assert resolver.default_label == "development" and resolver.memory.ttl == 60
     assert resolver.langfuse is None and resolver.redis is None
     with pytest.raises(ConfigurationError, match="LVP_MEMORY_TTL='soon' is not a valid float"):

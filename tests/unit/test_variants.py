@@ -109,7 +109,10 @@ def test_bad_definitions_name_the_problem(build: object, message: str) -> None:
 
 def test_experiment_from_a_prompt_config() -> None:
     exp = Experiment.from_config(
-        {"name": "remote", "variants": [{"name": "A", "label": "production", "weight": 3}, {"name": "B", "version": 2}]},
+        {
+            "name": "remote",
+            "variants": [{"name": "A", "label": "production", "weight": 3}, {"name": "B", "version": 2}],
+        },
         default_name="p",
     )
     assert exp.name == "remote" and exp.weights == {"A": 0.75, "B": 0.25}
