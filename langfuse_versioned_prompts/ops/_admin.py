@@ -155,7 +155,7 @@ class PromptAdmin:
         self, prompt: ResolvedPrompt, *, labels: Sequence[str] = (), commit_message: str | None = None,
     ) -> RemoteVersion:
         """Create the next version of ``prompt.name`` with ``prompt``'s content (one POST)."""
-        from langfuse.api import CreateChatPromptRequest, CreateTextPromptRequest
+        from langfuse.api import CreateChatPromptRequest, CreateChatPromptType, CreateTextPromptRequest
 
         fields: dict[str, Any] = {
             "name": prompt.name,
@@ -168,7 +168,9 @@ class PromptAdmin:
         if isinstance(prompt.template, str):
             request = CreateTextPromptRequest(prompt=prompt.template, **fields)
         else:
-            request = CreateChatPromptRequest(prompt=chat_messages(prompt.template), type="chat", **fields)
+            request = CreateChatPromptRequest(
+                prompt=chat_messages(prompt.template), type=CreateChatPromptType.CHAT, **fields
+            )
         try:
             response = self.client.api.prompts.create(request=request, request_options=self._options())
         except Exception as exc:

@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 SCHEMA = 1
 """Version of the JSON payload; entries of another schema are treated as misses and replaced."""
 
+_DECODED_MAX = 4096
+"""Bound of the per-key memos (Redis key strings, decoded payloads)."""
+
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
@@ -90,6 +93,8 @@ class RedisCache:
         self._given_async_client = async_client
         self._down_until = 0.0
         self._lock = threading.Lock()
+        self._decoded: dict[PromptKey, tuple[bytes | str, ResolvedPrompt]] = {}
+        self._keys: dict[PromptKey, str] = {}
         self.errors = 0
         self.corrupt = 0
 
@@ -101,13 +106,14 @@ class RedisCache:
     # -- clients -----------------------------------------------------------------------------
 
     def _client_options(self) -> dict[str, Any]:
-        redis = _import_redis()
+        _import_redis()
         from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         return {
             "socket_timeout": self.socket_timeout,
             "socket_connect_timeout": self.socket_timeout,
-            "retry": redis.Retry(NoBackoff(), 0),
+            "retry": Retry(NoBackoff(), 0),
             "health_check_interval": 0,
         }
 
@@ -149,9 +155,18 @@ class RedisCache:
 
     def key(self, key: PromptKey) -> str:
         """The Redis key holding the payload of ``key``."""
+        try:
+            return self._keys[key]
+        except KeyError:
+            pass
         if key.version is not None:
-            return f"{self.tag(key.name)}:version:{key.version}"
-        return f"{self.tag(key.name)}:label:{key.label}"
+            redis_key = f"{self.tag(key.name)}:version:{key.version}"
+        else:
+            redis_key = f"{self.tag(key.name)}:label:{key.label}"
+        if len(self._keys) >= _DECODED_MAX:
+            self._keys.clear()
+        self._keys[key] = redis_key
+        return redis_key
 
     @staticmethod
     def encode(prompt: ResolvedPrompt) -> str:
@@ -159,7 +174,13 @@ class RedisCache:
         return json.dumps({"schema": SCHEMA, "prompt": prompt.to_dict()}, separators=(",", ":"))
 
     def decode(self, key: PromptKey, raw: bytes | str) -> ResolvedPrompt | None:
-        """The prompt in a payload, or ``None`` (counted as corrupt) when it cannot be read."""
+        """The prompt in a payload, or ``None`` (counted as corrupt) when it cannot be read.
+
+        Prompts are immutable, so the last decoding of each key is reused while the bytes match.
+        """
+        seen = self._decoded.get(key)
+        if seen is not None and seen[0] == raw:
+            return seen[1]
         try:
             data = json.loads(raw)
             if not isinstance(data, dict) or data.get("schema") != SCHEMA:
@@ -167,11 +188,14 @@ class RedisCache:
             prompt = ResolvedPrompt.from_dict(data["prompt"], label=key.label, source="redis")
             if prompt.name != key.name or (key.version is not None and prompt.version != key.version):
                 raise ValueError("payload belongs to another prompt")
-            return prompt
         except (LVPError, ValueError, TypeError, KeyError) as exc:
             self.corrupt += 1
             logger.warning("Corrupt Redis entry %s (%s); it will be replaced", self.key(key), exc)
             return None
+        if len(self._decoded) >= _DECODED_MAX:
+            self._decoded.clear()
+        self._decoded[key] = (raw, prompt)
+        return prompt
 
     # -- failure handling ------------------------------------------------------------------------
 

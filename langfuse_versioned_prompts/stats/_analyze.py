@@ -36,15 +36,12 @@ def check_weights(weights: Mapping[str, float] | None, names: Sequence[str]) -> 
     if weights is None:
         return dict.fromkeys(names, 1.0)
     if not isinstance(weights, Mapping):
-        raise ConfigurationError(
-            f"weights must be a mapping of variant name to weight, got {weights!r}"
-        )
+        raise ConfigurationError(f"weights must be a mapping of variant name to weight, got {weights!r}")
     if set(weights) != set(names):
         missing = sorted(set(names) - set(weights))
         extra = sorted(set(weights) - set(names))
         raise ConfigurationError(
-            f"weights must name exactly the variants {sorted(names)}: "
-            f"missing {missing}, unknown {extra}"
+            f"weights must name exactly the variants {sorted(names)}: missing {missing}, unknown {extra}"
         )
     checked: dict[str, float] = {}
     for name in names:
@@ -99,8 +96,7 @@ def analyze(
         values = data[name]
         if isinstance(values, (str, bytes, Mapping)):
             raise ConfigurationError(
-                f"scores of {name!r} must be a sequence of numbers or booleans, "
-                f"got {type(values).__name__}"
+                f"scores of {name!r} must be a sequence of numbers or booleans, got {type(values).__name__}"
             )
         ids = users.get(name) if users is not None else None
         for i, value in enumerate(values):  # type: ignore[arg-type]  # non-stats narrowed above
@@ -128,9 +124,7 @@ def _check_control(control: str | None, names: Sequence[str]) -> str:
     return control
 
 
-def _check_users(
-    users: Mapping[str, Sequence[Hashable | None]], data: Mapping[str, Any], raw: Sequence[str]
-) -> None:
+def _check_users(users: Mapping[str, Sequence[Hashable | None]], data: Mapping[str, Any], raw: Sequence[str]) -> None:
     unknown = sorted(set(users) - set(data))
     if unknown:
         raise ConfigurationError(f"users= names unknown variants {unknown}; variants: {list(data)}")
@@ -139,14 +133,10 @@ def _check_users(
         raise ConfigurationError(f"users= must give user ids for every variant; missing {missing}")
     for name, ids in users.items():
         if name not in raw:
-            raise ConfigurationError(
-                f"variant {name!r} is given as sufficient statistics, which carry no user ids"
-            )
+            raise ConfigurationError(f"variant {name!r} is given as sufficient statistics, which carry no user ids")
         values = data[name]
         if not isinstance(values, Sequence) or len(ids) != len(values):
-            raise ConfigurationError(
-                f"users[{name!r}] must be a sequence as long as the scores of {name!r}"
-            )
+            raise ConfigurationError(f"users[{name!r}] must be a sequence as long as the scores of {name!r}")
 
 
 def _merge(
@@ -164,8 +154,7 @@ def _merge(
     kind = "continuous" if metric == "continuous" or "continuous" in kinds else "boolean"
     if metric == "auto" and len(kinds) > 1:
         raise ConfigurationError(
-            "variants mix boolean and numeric data; pass metric='continuous' to treat booleans "
-            "as 0/1 numbers"
+            "variants mix boolean and numeric data; pass metric='continuous' to treat booleans as 0/1 numbers"
         )
     stats: dict[str, Stats] = {}
     observations: dict[str, int] = {}
@@ -206,12 +195,9 @@ def build_report(
     names = list(collected.stats)
     total_weight = sum(weights.values())
     summaries = tuple(
-        _summary(name, collected, weights[name] / total_weight, name == control, confidence)
-        for name in names
+        _summary(name, collected, weights[name] / total_weight, name == control, confidence) for name in names
     )
-    comparisons = [
-        _compare(collected, control, name, confidence) for name in names if name != control
-    ]
+    comparisons = [_compare(collected, control, name, confidence) for name in names if name != control]
     adjusted = holm_adjust([c.p_value for c in comparisons])
     alpha = 1.0 - confidence
     comparisons = [
@@ -256,9 +242,7 @@ def build_report(
     )
 
 
-def _summary(
-    name: str, collected: Collected, share: float, is_control: bool, confidence: float
-) -> VariantSummary:
+def _summary(name: str, collected: Collected, share: float, is_control: bool, confidence: float) -> VariantSummary:
     stats = collected.stats[name]
     boolean = isinstance(stats, ProportionStats)
     sd = stats.sd if isinstance(stats, MeanStats) else None
@@ -280,9 +264,7 @@ def _summary(
 def _compare(collected: Collected, control: str, name: str, confidence: float) -> Comparison:
     a, b = collected.stats[control], collected.stats[name]
     if isinstance(a, ProportionStats) and isinstance(b, ProportionStats):
-        return proportions_test(
-            a, b, confidence=confidence, control_name=control, variant_name=name
-        )
+        return proportions_test(a, b, confidence=confidence, control_name=control, variant_name=name)
     a = a.to_mean_stats() if isinstance(a, ProportionStats) else a
     b = b.to_mean_stats() if isinstance(b, ProportionStats) else b
     return welch_test(a, b, confidence=confidence, control_name=control, variant_name=name)

@@ -85,9 +85,7 @@ class ScoreCollector:
         arm = self._arms.get(variant)
         if arm is None:
             if not isinstance(variant, str) or not variant:
-                raise ConfigurationError(
-                    f"variant names must be non-empty strings, got {variant!r}"
-                )
+                raise ConfigurationError(f"variant names must be non-empty strings, got {variant!r}")
             arm = self._arms[variant] = _Arm()
         return arm
 
@@ -133,23 +131,18 @@ class ScoreCollector:
         if metric == "boolean" and not self._all_binary:
             variant, x = self._first_non_binary or ("?", math.nan)
             raise ConfigurationError(
-                f"metric='boolean' needs 0/1 or true/false scores, "
-                f"but variant {variant!r} has {x!r}"
+                f"metric='boolean' needs 0/1 or true/false scores, but variant {variant!r} has {x!r}"
             )
         boolean = metric == "boolean" or (metric == "auto" and self._all_bool and seen_any)
         warnings: list[str] = []
         notes: list[str] = []
         for name, arm in self._arms.items():
             if arm.dropped:
-                warnings.append(
-                    f"{arm.dropped} missing or non-finite score(s) in {name!r} were dropped"
-                )
+                warnings.append(f"{arm.dropped} missing or non-finite score(s) in {name!r} were dropped")
         if self.per == "observation":
             stats: dict[str, Stats] = {}
             for name, arm in self._arms.items():
-                stats[name] = (
-                    ProportionStats(arm.observed.n, arm.successes) if boolean else arm.observed
-                )
+                stats[name] = ProportionStats(arm.observed.n, arm.successes) if boolean else arm.observed
             notes.append("analysed per observation: every score is its own unit")
             return self._done("boolean" if boolean else "continuous", stats, warnings, notes)
         return self._collect_per_user(boolean, warnings, notes)
@@ -172,9 +165,7 @@ class ScoreCollector:
                 stats[name] = MeanStats.of(means) + arm.anonymous
         anonymous = sum(arm.anonymous.n for arm in self._arms.values())
         if anonymous:
-            warnings.append(
-                f"{anonymous} score(s) had no user id: each was counted as its own user"
-            )
+            warnings.append(f"{anonymous} score(s) had no user id: each was counted as its own user")
         owners: dict[Hashable, int] = {}
         for arm in self._arms.values():
             for user in arm.users:
@@ -188,8 +179,6 @@ class ScoreCollector:
         notes.append("analysed per user: each user's scores are averaged first")
         return self._done("boolean" if boolean else "continuous", stats, warnings, notes)
 
-    def _done(
-        self, kind: MetricKind, stats: dict[str, Stats], warnings: list[str], notes: list[str]
-    ) -> Collected:
+    def _done(self, kind: MetricKind, stats: dict[str, Stats], warnings: list[str], notes: list[str]) -> Collected:
         observations = {name: arm.observed.n for name, arm in self._arms.items()}
         return Collected(kind, self.per, stats, observations, tuple(warnings), tuple(notes))

@@ -64,9 +64,7 @@ def parse_time(
             pass
         else:
             return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
-    raise ConfigurationError(
-        f"expected a duration such as '7d', '12h', '30m', or an ISO 8601 date, got {value!r}"
-    )
+    raise ConfigurationError(f"expected a duration such as '7d', '12h', '30m', or an ISO 8601 date, got {value!r}")
 
 
 def from_langfuse(
@@ -102,18 +100,14 @@ def from_langfuse(
     chosen = check_metric(metric)
     start, end = parse_time(since, now=now), parse_time(until, now=now)
     if start is not None and end is not None and start >= end:
-        raise ConfigurationError(
-            f"since ({start.isoformat()}) must be before until ({end.isoformat()})"
-        )
+        raise ConfigurationError(f"since ({start.isoformat()}) must be before until ({end.isoformat()})")
     if weights is not None:
         check_weights(weights, list(weights))
     api = _api(client)
     variants = list(weights) if weights is not None else None
     traces, read_warnings = _read_assignments(api, name, variants, start, end, progress)
     if not traces:
-        hint = (
-            "" if variants else "; if its traces carry only tags, pass weights= with the variants"
-        )
+        hint = "" if variants else "; if its traces carry only tags, pass weights= with the variants"
         raise ExperimentNotFoundError(
             f"no Langfuse trace{_window(start, end)} carries experiment {name!r} "
             f"(trace tag 'ab:{name}=<variant>' or metadata ab_experiment={name!r}){hint}"
@@ -133,8 +127,7 @@ def from_langfuse(
     warnings = list(read_warnings)
     if counts["scores_joined"] == 0:
         warnings.append(
-            f"none of the {counts['scores_read']} {score!r} scores belongs to a trace of "
-            f"experiment {name!r}"
+            f"none of the {counts['scores_read']} {score!r} scores belongs to a trace of experiment {name!r}"
         )
     if counts["scores_skipped"]:
         warnings.append(
@@ -143,9 +136,7 @@ def from_langfuse(
         )
     anonymous = sum(1 for _, who in traces.values() if who is None)
     if unit == "user" and anonymous:
-        warnings.append(
-            f"{anonymous} trace(s) had no user or session id: each was counted as its own unit"
-        )
+        warnings.append(f"{anonymous} trace(s) had no user or session id: each was counted as its own unit")
     assigned = _assigned_units(traces, names, unit)
     warnings.extend(_coverage_warnings(assigned, {n: collected.stats[n].n for n in names}, unit))
     source = {"traces": len(traces), **counts}
@@ -172,11 +163,7 @@ def _experiment_parts(
         if weights is None:
             weights = experiment.weights
         if control is None:
-            control = (
-                experiment.baseline
-                if isinstance(experiment, Rollout)
-                else experiment.variants[0].name
-            )
+            control = experiment.baseline if isinstance(experiment, Rollout) else experiment.variants[0].name
         return experiment.name, weights, control
     if not isinstance(experiment, str) or not experiment:
         raise ConfigurationError(f"experiment must be a non-empty name, got {experiment!r}")
@@ -227,9 +214,7 @@ def _call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         import httpx
 
         if isinstance(exc, httpx.HTTPError):
-            raise SourceUnavailableError(
-                f"could not reach Langfuse while reading {what}: {exc}"
-            ) from exc
+            raise SourceUnavailableError(f"could not reach Langfuse while reading {what}: {exc}") from exc
         raise
 
 
@@ -238,9 +223,7 @@ def _short(body: Any) -> str:
     return str(text)[:200]
 
 
-def _pages(
-    what: str, fn: Callable[..., Any], progress: Progress | None, stage: str, **kwargs: Any
-) -> Any:
+def _pages(what: str, fn: Callable[..., Any], progress: Progress | None, stage: str, **kwargs: Any) -> Any:
     """Yield items of every page of a cursor-paged endpoint."""
     cursor: str | None = None
     read = 0
@@ -274,15 +257,11 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _observation_filter(
-    name: str, variants: list[str] | None, start: datetime | None, end: datetime | None
-) -> str:
+def _observation_filter(name: str, variants: list[str] | None, start: datetime | None, end: datetime | None) -> str:
     conditions: list[dict[str, Any]] = []
     if variants:
         tags = [f"ab:{name}={variant}" for variant in variants]
-        conditions.append(
-            {"type": "arrayOptions", "column": "traceTags", "operator": "any of", "value": tags}
-        )
+        conditions.append({"type": "arrayOptions", "column": "traceTags", "operator": "any of", "value": tags})
     else:
         conditions.append(
             {
@@ -303,9 +282,7 @@ def _observation_filter(
             }
         )
     if end is not None:
-        conditions.append(
-            {"type": "datetime", "column": "startTime", "operator": "<", "value": end.isoformat()}
-        )
+        conditions.append({"type": "datetime", "column": "startTime", "operator": "<", "value": end.isoformat()})
     return json.dumps(conditions)
 
 
@@ -361,9 +338,7 @@ def _read_assignments(
     if conflicted:
         warnings.append(f"{len(conflicted)} trace(s) carried two variants and were left out")
     if outside:
-        warnings.append(
-            f"{outside} observation(s) named a variant outside {variants} and were left out"
-        )
+        warnings.append(f"{outside} observation(s) named a variant outside {variants} and were left out")
     return traces, warnings
 
 
@@ -394,9 +369,7 @@ def _read_scores(
     kwargs: dict[str, Any] = {"name": score, "fields": "subject", "limit": SCORES_PAGE}
     if start is not None:
         kwargs["from_timestamp"] = start
-    for item in _pages(
-        f"the scores named {score!r}", api.scores.get_many, progress, "scores", **kwargs
-    ):
+    for item in _pages(f"the scores named {score!r}", api.scores.get_many, progress, "scores", **kwargs):
         if getattr(item, "name", score) != score:
             continue
         counts["scores_read"] += 1
@@ -423,9 +396,7 @@ def _read_scores(
     return counts
 
 
-def _assigned_units(
-    traces: Mapping[str, tuple[str, Hashable | None]], names: list[str], per: str
-) -> dict[str, int]:
+def _assigned_units(traces: Mapping[str, tuple[str, Hashable | None]], names: list[str], per: str) -> dict[str, int]:
     """Units assigned to each variant, scored or not: users (per user) or traces."""
     if per == "observation":
         counts = dict.fromkeys(names, 0)
@@ -438,9 +409,7 @@ def _assigned_units(
     return {n: len(u) for n, u in units.items()}
 
 
-def _coverage_warnings(
-    assigned: Mapping[str, int], scored: Mapping[str, int], per: str
-) -> list[str]:
+def _coverage_warnings(assigned: Mapping[str, int], scored: Mapping[str, int], per: str) -> list[str]:
     if per != "user":
         return []
     shares = {n: scored[n] / assigned[n] for n in assigned if assigned[n]}
@@ -448,6 +417,5 @@ def _coverage_warnings(
         return []
     text = ", ".join(f"{n} {s:.0%}" for n, s in shares.items())
     return [
-        f"the share of users with a score differs between variants ({text}): "
-        "missing scores may bias the comparison"
+        f"the share of users with a score differs between variants ({text}): missing scores may bias the comparison"
     ]

@@ -17,9 +17,7 @@ def _matplotlib() -> tuple[Any, Any]:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise ImportError(
-            "report.plot needs matplotlib: pip install 'langfuse-versioned-prompts[stats]'"
-        ) from exc
+        raise ImportError("report.plot needs matplotlib: pip install 'langfuse-versioned-prompts[stats]'") from exc
     return Figure, FigureCanvasAgg
 
 
@@ -36,14 +34,10 @@ def plot_report(report: Report, path: Path) -> Path:
     for y, s in zip(ys, report.variants, strict=True):
         color = "tab:gray" if s.is_control else "tab:blue"
         if s.mean is None:
-            left.text(
-                0.5, y, f"{s.name}: no data", transform=left.get_yaxis_transform(), ha="center"
-            )
+            left.text(0.5, y, f"{s.name}: no data", transform=left.get_yaxis_transform(), ha="center")
             continue
         low, high = s.ci if s.ci is not None else (s.mean, s.mean)
-        left.errorbar(
-            [s.mean], [y], xerr=[[s.mean - low], [high - s.mean]], fmt="o", color=color, capsize=4
-        )
+        left.errorbar([s.mean], [y], xerr=[[s.mean - low], [high - s.mean]], fmt="o", color=color, capsize=4)
     left.set_yticks(ys, [f"{n}{' (control)' if n == report.control else ''}" for n in names])
     unit = "rate" if report.metric == "boolean" else "mean"
     left.set_xlabel(f"{report.score or 'score'} {unit} per {report.per} ({level})")
@@ -72,9 +66,7 @@ def plot_report(report: Report, path: Path) -> Path:
         )
     right.set_yticks(cys, [f"{c.variant} vs {c.control}" for c in rows])
     right.set_xlabel(f"{'lift %' if use_lift else 'difference'} ({level})")
-    right.set_title(
-        "Against control" + (" (green: significant)" if rows else ": nothing to compare")
-    )
+    right.set_title("Against control" + (" (green: significant)" if rows else ": nothing to compare"))
     title = report.title
     figure.suptitle(title if len(title) < 110 else title[:107] + "...", fontsize=9)
     figure.tight_layout()

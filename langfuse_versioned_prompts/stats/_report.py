@@ -92,9 +92,7 @@ class Report:
     @property
     def all_warnings(self) -> tuple[str, ...]:
         """Report warnings followed by every comparison's notes, prefixed with its variant."""
-        per_comparison = tuple(
-            f"{c.variant} vs {c.control}: {note}" for c in self.comparisons for note in c.notes
-        )
+        per_comparison = tuple(f"{c.variant} vs {c.control}: {note}" for c in self.comparisons for note in c.notes)
         return (*self.warnings, *per_comparison)
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,18 +124,14 @@ class Report:
 
         def line(cells: list[str]) -> str:
             return "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
             ).rstrip()
 
         out = [self.title, line(headers), line(["-" * w for w in widths])]
         out.extend(line(r) for r in rows)
         if self.srm is not None and self.srm.p_value is not None:
             state = "MISMATCH" if self.srm.flagged else "ok"
-            out.append(
-                f"Sample ratio check: chi2={self.srm.chi2:.3f}, "
-                f"p={format_p(self.srm.p_value)} ({state})"
-            )
+            out.append(f"Sample ratio check: chi2={self.srm.chi2:.3f}, p={format_p(self.srm.p_value)} ({state})")
         out.append(f"Decision: {self.decision}")
         warnings = self.all_warnings
         if warnings:

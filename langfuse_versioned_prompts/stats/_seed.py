@@ -57,8 +57,7 @@ def analyze_ab_results(
     adopt = significant and cohens_d is not None and cohens_d > min_effect_size
     if adopt:
         reason = (
-            f"treatment is better at {confidence:.0%} confidence with effect size "
-            f"{cohens_d:.2f} > {min_effect_size}"
+            f"treatment is better at {confidence:.0%} confidence with effect size {cohens_d:.2f} > {min_effect_size}"
         )
     elif result.p_value is None:
         reason = "no test was possible: " + "; ".join(result.notes)

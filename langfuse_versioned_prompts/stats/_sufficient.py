@@ -199,7 +199,5 @@ def as_number(value: object) -> float | bool | None:
     try:
         number = float(value)  # type: ignore[arg-type]  # int, float, numpy scalars, Decimal
     except (TypeError, ValueError):
-        raise ConfigurationError(
-            f"scores must be numbers or booleans, got {type(value).__name__} {value!r}"
-        ) from None
+        raise ConfigurationError(f"scores must be numbers or booleans, got {type(value).__name__} {value!r}") from None
     return number if math.isfinite(number) else None

@@ -68,6 +68,47 @@ def _around(center: float, half: float) -> Interval:
     return (center - half, center + half)
 
 
+def _ratio(numerator: float, denominator: float) -> float | None:
+    """``numerator / denominator``, or None when zero or not finite."""
+    if denominator == 0.0:
+        return None
+    try:
+        value = numerator / denominator
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _lift_ci(lift: float | None, mc: float, mt: float, vc: float, vt: float, crit: float) -> Interval | None:
+    """Delta-method CI of ``mt / mc - 1`` given the variances of the two means."""
+    if lift is None:
+        return None
+    try:
+        ratio = mt / mc
+        half = crit * math.sqrt(vt + vc * ratio * ratio) / abs(mc)
+    except (OverflowError, ZeroDivisionError):
+        return None
+    return _around(lift, half) if math.isfinite(half) and half > 0.0 else None
+
+
+def _finite(**fields: Any) -> Comparison:
+    """A Comparison whose non-finite numbers (overflow at extreme inputs) become None, noted."""
+    lost: list[str] = []
+    for key, value in list(fields.items()):
+        if key == "notes":
+            continue
+        bad = (isinstance(value, float) and not math.isfinite(value)) or (
+            isinstance(value, tuple) and not all(math.isfinite(x) for x in value)
+        )
+        if bad:
+            fields[key] = None
+            lost.append(key)
+    if lost:
+        note = f"not computable at this numeric range (overflow): {', '.join(lost)}"
+        fields["notes"] = (*fields.get("notes", ()), note)
+    return Comparison(**fields)
+
+
 def _empty_note(control_name: str, control_n: int, variant_name: str, variant_n: int) -> str:
     empty = [name for name, n in ((control_name, control_n), (variant_name, variant_n)) if n == 0]
     verb = "have" if len(empty) > 1 else "has"
@@ -92,20 +133,20 @@ def welch_test(
     base: dict[str, Any] = {"variant": variant_name, "control": control_name, "test": "welch_t"}
     nc, nt = control.n, treatment.n
     if nc == 0 or nt == 0:
-        return Comparison(**base, notes=(_empty_note(control_name, nc, variant_name, nt),))
+        return _finite(**base, notes=(_empty_note(control_name, nc, variant_name, nt),))
     notes: list[str] = []
     mc, mt = control.mean, treatment.mean
     diff = mt - mc
-    lift: float | None = diff / mc if mc != 0 else None
+    lift = _ratio(diff, mc)
     if lift is None:
-        notes.append(f"control {control_name!r} has mean 0: the relative lift is undefined")
+        notes.append(f"control {control_name!r} has mean 0 (or too near 0): no relative lift")
     if nc < 2 or nt < 2:
         few = [repr(name) for name, n in ((control_name, nc), (variant_name, nt)) if n < 2]
         notes.append(
             f"{' and '.join(few)} {'have' if len(few) > 1 else 'has'} a single score: "
             "a variance, and so a test, needs at least 2 per variant"
         )
-        return Comparison(**base, difference=diff, lift=lift, notes=tuple(notes))
+        return _finite(**base, difference=diff, lift=lift, notes=tuple(notes))
     vc = control.m2 / (nc - 1) / nc
     vt = treatment.m2 / (nt - 1) / nt
     se2 = vc + vt
@@ -114,7 +155,7 @@ def welch_test(
             "both variants have zero variance (all scores equal within each variant): "
             "the difference is exact, but no test or interval is possible"
         )
-        return Comparison(**base, difference=diff, lift=lift, notes=tuple(notes))
+        return _finite(**base, difference=diff, lift=lift, notes=tuple(notes))
     for name, v in ((control_name, vc), (variant_name, vt)):
         if v == 0.0:
             notes.append(f"{name!r} has zero variance (every score equal)")
@@ -124,21 +165,18 @@ def welch_test(
     t = diff / se
     p = float(min(1.0, 2.0 * sps.t.sf(abs(t), df)))
     crit = float(sps.t.ppf(1.0 - (1.0 - confidence) / 2.0, df))
-    lift_ci: Interval | None = None
-    if lift is not None:
-        var_rel = vt / (mc * mc) + vc * (mt * mt) / (mc**4)
-        lift_ci = _around(lift, crit * math.sqrt(var_rel))
-        if abs(mc) <= crit * math.sqrt(vc):
-            notes.append(
-                f"the mean of control {control_name!r} is not clearly away from 0: "
-                "the relative lift and its interval are unstable"
-            )
+    lift_ci = _lift_ci(lift, mc, mt, vc, vt, crit)
+    if lift is not None and abs(mc) <= crit * math.sqrt(vc):
+        notes.append(
+            f"the mean of control {control_name!r} is not clearly away from 0: "
+            "the relative lift and its interval are unstable"
+        )
     # Hedges' g: Cohen's d on the pooled sample sd, small-sample corrected.
     pooled_sd = math.sqrt((control.m2 + treatment.m2) / (nc + nt - 2))
     g = (1.0 - 3.0 / (4.0 * (nc + nt) - 9.0)) * diff / pooled_sd
     se_g = math.sqrt((nc + nt) / (nc * nt) + g * g / (2.0 * (nc + nt)))
     z = _z(confidence)
-    return Comparison(
+    return _finite(
         **base,
         difference=diff,
         ci=_around(diff, crit * se),
@@ -181,7 +219,7 @@ def proportions_test(
     }
     nc, nt = control.n, treatment.n
     if nc == 0 or nt == 0:
-        return Comparison(**base, notes=(_empty_note(control_name, nc, variant_name, nt),))
+        return _finite(**base, notes=(_empty_note(control_name, nc, variant_name, nt),))
     notes: list[str] = []
     pc, pt = control.mean, treatment.mean
     diff = pt - pc
@@ -196,7 +234,7 @@ def proportions_test(
     if se0 == 0.0:
         outcome = "true" if pooled == 1.0 else "false"
         notes.append(f"every score is {outcome} in both variants: there is no difference to test")
-        return Comparison(
+        return _finite(
             **base, difference=diff, lift=lift, effect_size=h, effect_size_ci=h_ci,
             notes=tuple(notes),
         )  # fmt: skip
@@ -215,19 +253,15 @@ def proportions_test(
         ci = _around(diff, z * se)
         if (p < 1.0 - confidence) == (ci[0] <= 0.0 <= ci[1]):
             notes.append(
-                "the pooled z-test and the Wald interval disagree at this confidence level "
-                "(a borderline result)"
+                "the pooled z-test and the Wald interval disagree at this confidence level (a borderline result)"
             )
     else:
         notes.append(
-            "each variant is all true or all false: the Wald interval would have zero width, "
-            "so no interval is given"
+            "each variant is all true or all false: the Wald interval would have zero width, so no interval is given"
         )
     if lift is not None:
-        var_rel = pt * (1.0 - pt) / (nt * pc * pc) + pt * pt * pc * (1.0 - pc) / (nc * pc**4)
-        if var_rel > 0.0:
-            lift_ci = _around(lift, z * math.sqrt(var_rel))
-    return Comparison(
+        lift_ci = _lift_ci(lift, pc, pt, pc * (1.0 - pc) / nc, pt * (1.0 - pt) / nt, z)
+    return _finite(
         **base,
         difference=diff,
         ci=ci,
@@ -283,9 +317,7 @@ def srm_check(
     names = list(observed)
     weights = dict.fromkeys(names, 1.0) if weights is None else dict(weights)
     if set(weights) != set(names):
-        raise ConfigurationError(
-            f"weights name the variants {sorted(weights)}, but the data has {sorted(names)}"
-        )
+        raise ConfigurationError(f"weights name the variants {sorted(weights)}, but the data has {sorted(names)}")
     total_weight = math.fsum(weights.values())
     if any(not math.isfinite(w) or w < 0 for w in weights.values()) or not total_weight > 0:
         raise ConfigurationError(f"weights must be finite, >= 0 and sum to > 0, got {weights}")
@@ -301,9 +333,7 @@ def srm_check(
     impossible = [n for n in names if share[n] == 0.0 and observed[n] > 0]
     if impossible:
         notes.append(f"{', '.join(map(repr, impossible))} got units but has weight 0")
-        return SRMCheck(
-            **base, chi2=math.inf, df=None, p_value=0.0, flagged=True, notes=tuple(notes)
-        )
+        return SRMCheck(**base, chi2=math.inf, df=None, p_value=0.0, flagged=True, notes=tuple(notes))
     cells = [(observed[n], total * share[n]) for n in names if share[n] > 0.0]
     df = len(cells) - 1
     if df < 1:
@@ -347,12 +377,7 @@ def required_sample_size(
     power = check_probability("power", power)
     if isinstance(comparisons, bool) or not isinstance(comparisons, int) or comparisons < 1:
         raise ConfigurationError(f"comparisons must be a positive integer, got {comparisons!r}")
-    if (
-        isinstance(mde, bool)
-        or not isinstance(mde, (int, float))
-        or not math.isfinite(mde)
-        or mde == 0
-    ):
+    if isinstance(mde, bool) or not isinstance(mde, (int, float)) or not math.isfinite(mde) or mde == 0:
         raise ConfigurationError(f"mde must be a finite non-zero difference, got {mde!r}")
     if (sd is None) == (base_rate is None):
         raise ConfigurationError("give exactly one of sd= (continuous) or base_rate= (boolean)")

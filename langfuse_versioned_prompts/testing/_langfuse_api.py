@@ -103,7 +103,7 @@ class LangfuseApi:
     ) -> ApiResponse:
         if path == _PROMPTS:
             if method == "GET":
-                return ApiResponse(200, self.prompts.list(query))
+                return ApiResponse(200, self.prompts.list_prompts(query))
             if method == "POST":
                 return ApiResponse(201, self.prompts.create(_json_body(body)))
             return _method_not_allowed()

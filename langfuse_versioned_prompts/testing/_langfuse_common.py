@@ -107,7 +107,9 @@ def parse_iso(text: str, path: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:
-        raise invalid_data([issue("invalid_format", [path], "Invalid ISO datetime", format="datetime")])
+        raise invalid_data(
+            [issue("invalid_format", [path], "Invalid ISO datetime", format="datetime")]
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 

@@ -129,7 +129,7 @@ def _condition(raw: Any) -> tuple[str, Condition]:
     """One JSON filter condition as (column, predicate); a 400 when it is malformed."""
     if not isinstance(raw, dict):
         raise invalid_request("Invalid filter: each condition must be an object")
-    kind, column, operator = raw.get("type"), raw.get("column"), raw.get("operator")
+    kind, column, operator = str(raw.get("type")), str(raw.get("column")), str(raw.get("operator"))
     if kind not in _OPERATORS:
         raise invalid_request(f"Invalid filter: unknown type {kind!r}")
     if column not in _COLUMNS:
@@ -153,13 +153,13 @@ def _condition(raw: Any) -> tuple[str, Condition]:
         return column, lambda o: (actual(o) == value) == (operator == "=")
     if kind in ("number", "numberObject"):
         number = float(value) if isinstance(value, (int, float, str)) and value != "" else None
-        return column, lambda o: _compare(_to_float(actual(o)), str(operator), number)
+        return column, lambda o: _compare(_to_float(actual(o)), operator, number)
     if kind == "datetime":
         moment = parse_iso(str(value), "filter")
-        return column, lambda o: _compare(actual(o), str(operator), moment)
+        return column, lambda o: _compare(actual(o), operator, moment)
     if kind in ("string", "stringObject"):
         case = kind == "stringObject"
-        return column, lambda o: _text_match(_text(actual(o)), str(operator), str(value), case=case)
+        return column, lambda o: _text_match(_text(actual(o)), operator, str(value), case=case)
     options = [str(v) for v in value] if isinstance(value, list) else [str(value)]
     if kind == "arrayOptions":
         def has(o: Observation) -> bool:
@@ -182,6 +182,16 @@ def _text(value: Any) -> str | None:
     return None if value is None else json_text(value)
 
 
+def _equals(column: str, wanted: Any) -> Condition:
+    return lambda o: bool(o.row[column] == wanted)
+
+
+def _started(moment: datetime, *, before: bool) -> Condition:
+    if before:
+        return lambda o: o.start < moment
+    return lambda o: o.start >= moment
+
+
 def _param_conditions(query: Query) -> list[tuple[str, Condition]]:
     found: list[tuple[str, Condition]] = []
     for param, column in (("name", "name"), ("userId", "userId"), ("sessionId", "sessionId"),
@@ -189,7 +199,7 @@ def _param_conditions(query: Query) -> list[tuple[str, Condition]]:
                           ("version", "version")):
         wanted = first(query, param)
         if wanted is not None:
-            found.append((column, lambda o, c=column, w=wanted: o.row[c] == w))
+            found.append((column, _equals(column, wanted)))
     parent = first(query, "parentObservationId")
     if parent is not None:
         found.append(("parentObservationId",
@@ -204,9 +214,7 @@ def _param_conditions(query: Query) -> list[tuple[str, Condition]]:
     for param, before in (("fromStartTime", False), ("toStartTime", True)):
         raw = first(query, param)
         if raw:
-            moment: datetime = parse_iso(raw, param)
-            found.append(("startTime", (lambda o, m=moment: o.start < m) if before
-                          else (lambda o, m=moment: o.start >= m)))
+            found.append(("startTime", _started(parse_iso(raw, param), before=before)))
     return found
 
 

@@ -11,6 +11,7 @@ import copy
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,7 +26,6 @@ from ._langfuse_common import (
     invalid_data,
     invalid_request,
     iso,
-    issue,
     not_found,
     parse_iso,
     query_int,
@@ -136,7 +136,7 @@ class PromptStore:
         row.update(prompt=prompt, isActive=PRODUCTION in found.labels, resolutionGraph=graph)
         return row
 
-    def list(self, query: Query) -> dict[str, Any]:
+    def list_prompts(self, query: Query) -> dict[str, Any]:
         """GET /api/public/v2/prompts: one entry per name with the versions matching the filters."""
         page = query_int(query, "page", default=1, minimum=1) or 1
         limit = query_int(query, "limit", default=10, minimum=1, maximum=100) or 10
@@ -357,12 +357,17 @@ class PromptStore:
                 patterns = [f"{tag}version={child.version}@@@"]
                 patterns += [f"{tag}label={re.escape(label)}@@@" for label in child.labels]
                 replacement = json.dumps(resolved, ensure_ascii=False)[1:-1]
-                text = re.sub("|".join(patterns), lambda _m: replacement, text)
+                text = re.sub("|".join(patterns), _literal(replacement), text)
             seen.discard(current.id)
             return json.loads(text)
 
         resolved_prompt = resolve(root, dependencies, 0)
         return resolved_prompt, graph if graph["dependencies"] else None
+
+
+def _literal(text: str) -> Callable[[re.Match[str]], str]:
+    """A ``re.sub`` replacement that inserts ``text`` verbatim (no backslash processing)."""
+    return lambda _match: text
 
 
 def _check_chat_names(messages: list[Any]) -> None:

@@ -181,7 +181,7 @@ class ScoreStore:
             meta["cursor"] = encode_cursor(offset + limit)
         return {"data": [self.view(s, groups) for s in page], "meta": meta}
 
-    def all(self) -> list[dict[str, Any]]:
+    def rows(self) -> list[dict[str, Any]]:
         """Every score with every field group plus the ids it references, oldest first."""
         with self._lock:
             scores = sorted(self._scores.values(), key=lambda s: (s.timestamp, s.id))

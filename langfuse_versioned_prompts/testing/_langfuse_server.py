@@ -6,6 +6,7 @@ The real ``langfuse`` SDK talks to it over HTTP on 127.0.0.1. Data lives in memo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -68,10 +69,8 @@ class _HTTPServer(ThreadingHTTPServer):
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -295,7 +294,7 @@ class LangfuseTestServer:
     @property
     def scores(self) -> list[dict[str, Any]]:
         """Every score (v3 shape, all field groups, plus traceId/observationId/sessionId)."""
-        return self._api.scores.all()
+        return self._api.scores.rows()
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -360,10 +359,8 @@ class LangfuseTestServer:
     @staticmethod
     def _drop(handler: _Handler) -> None:
         handler.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             handler.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def _helper_error(exc: ApiError) -> Exception:

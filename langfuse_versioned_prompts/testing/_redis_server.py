@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import NoReturn
 
 from .._errors import ConfigurationError
 
@@ -117,9 +118,8 @@ class RedisTestServer:
                 return self
             time.sleep(0.02)
         self._fail_start(log_path)
-        raise AssertionError("unreachable")
 
-    def _fail_start(self, log_path: Path) -> None:
+    def _fail_start(self, log_path: Path) -> NoReturn:
         process = self._process
         self._process = None
         stderr = b""
