@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 from urllib.parse import quote
 
 from .._errors import (
@@ -169,7 +169,7 @@ class PromptAdmin:
             request = CreateTextPromptRequest(prompt=prompt.template, **fields)
         else:
             request = CreateChatPromptRequest(
-                prompt=chat_messages(prompt.template), type=CreateChatPromptType.CHAT, **fields
+                prompt=cast(Any, chat_messages(prompt.template)), type=CreateChatPromptType.CHAT, **fields
             )
         try:
             response = self.client.api.prompts.create(request=request, request_options=self._options())

@@ -53,6 +53,11 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def timestamp(clock: Clock = utc_now) -> str:
+    """The clock's time as ISO 8601 in UTC, to the second (``at`` of a move)."""
+    return clock().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True)
 class LabelMove:
     """One recorded move of a label between two versions of a prompt.

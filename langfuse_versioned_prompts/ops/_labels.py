@@ -14,7 +14,6 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Sequence
-from datetime import timezone
 
 from .._errors import ConfigurationError
 from .._prompt import check_label
@@ -27,6 +26,7 @@ from ._history import (
     append_history,
     history_name,
     read_history,
+    timestamp,
     utc_now,
 )
 
@@ -64,11 +64,6 @@ def movable_label(label: str) -> str:
     return label
 
 
-def _stamp(clock: Clock) -> str:
-    """The clock's time as ISO 8601 in UTC, to the second."""
-    return clock().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def move_label(
     admin: PromptAdmin, name: str, label: str, version: int, *, action: Action,
     actor: str | None = None, clock: Clock = utc_now,
@@ -77,7 +72,7 @@ def move_label(
     movable_label(label)
     holder = admin.find(name, label=label, resolve=False)
     before = holder.version if holder is not None else None
-    move = LabelMove(name, label, before, version, action, _stamp(clock), actor or default_actor())
+    move = LabelMove(name, label, before, version, action, timestamp(clock), actor or default_actor())
     if not move.changed:
         return move
     admin.set_labels(name, version, [label])

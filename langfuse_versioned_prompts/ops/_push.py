@@ -27,8 +27,8 @@ from .._prompt import ResolvedPrompt
 from ..sources.local import LocalPromptStore
 from ._admin import PromptAdmin, chat_messages, same_content
 from ._errors import PushError
-from ._history import Clock, LabelMove, append_history, is_history_prompt, utc_now
-from ._labels import _stamp, default_actor, movable_label
+from ._history import Clock, LabelMove, append_history, is_history_prompt, timestamp, utc_now
+from ._labels import default_actor, movable_label
 
 Status = Literal["new", "changed", "unchanged"]
 
@@ -149,7 +149,7 @@ def push(
         done.append(change)
         if plan.labels:
             move = LabelMove(plan.name, plan.labels[0], plan.label_holder, created.version, "push",
-                             _stamp(clock), actor or default_actor())
+                             timestamp(clock), actor or default_actor())
             change = replace(change, label_move=move)
             try:
                 append_history(admin, [move])

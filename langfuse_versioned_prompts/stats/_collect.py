@@ -19,6 +19,9 @@ __all__ = ["Collected", "MetricChoice", "ScoreCollector", "check_per"]
 
 MetricChoice = Literal["auto", "continuous", "boolean"]
 
+MAX_MAGNITUDE = 1e100
+"""Scores larger than this in magnitude are dropped: their squares would overflow the sums."""
+
 
 def check_per(per: object) -> Per:
     """Validate the analysis unit."""
@@ -51,12 +54,21 @@ class Collected:
 class _Arm:
     """Running totals of one variant."""
 
-    __slots__ = ("anonymous", "anonymous_successes", "dropped", "observed", "successes", "users")
+    __slots__ = (
+        "anonymous",
+        "anonymous_successes",
+        "dropped",
+        "huge",
+        "observed",
+        "successes",
+        "users",
+    )
 
     def __init__(self) -> None:
         self.observed = MeanStats()
         self.successes = 0
         self.dropped = 0
+        self.huge = 0
         self.users: dict[Hashable, list[float]] = {}  # user -> [count, sum]
         self.anonymous = MeanStats()
         self.anonymous_successes = 0
@@ -103,6 +115,9 @@ class ScoreCollector:
             return
         if isinstance(number, bool):
             x = float(number)
+        elif abs(number) > MAX_MAGNITUDE:
+            arm.huge += 1
+            return
         else:
             self._all_bool = False
             x = number
@@ -139,6 +154,10 @@ class ScoreCollector:
         for name, arm in self._arms.items():
             if arm.dropped:
                 warnings.append(f"{arm.dropped} missing or non-finite score(s) in {name!r} were dropped")
+            if arm.huge:
+                warnings.append(
+                    f"{arm.huge} score(s) in {name!r} larger than {MAX_MAGNITUDE:g} in magnitude were dropped"
+                )
         if self.per == "observation":
             stats: dict[str, Stats] = {}
             for name, arm in self._arms.items():

@@ -510,3 +510,18 @@ def test_import_of_the_package_does_not_load_llama_index() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_missing_extra_says_what_to_install() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['llama_index.core'] = None  # as if llama-index-core were not installed\n"
+        "try:\n"
+        "    import langfuse_versioned_prompts.llama_index\n"
+        "except ImportError as exc:\n"
+        "    assert \"pip install 'langfuse-versioned-prompts[llama-index]'\" in str(exc), exc\n"
+        "else:\n"
+        "    raise SystemExit('no ImportError')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr + result.stdout

@@ -44,7 +44,8 @@ def clock() -> Clock:
 def local(tmp_path: Any) -> LocalPromptStore:
     store = LocalPromptStore(tmp_path / "prompts")
     store.save(
-        "support", [ResolvedPrompt(name="support", version=1, type="text", template="local {{x}}", labels=("production",))]
+        "support",
+        [ResolvedPrompt(name="support", version=1, type="text", template="local {{x}}", labels=("production",))],
     )
     return store
 
@@ -52,7 +53,7 @@ def local(tmp_path: Any) -> LocalPromptStore:
 @pytest.fixture
 def served(langfuse_server: LangfuseTestServer) -> LangfuseTestServer:
     langfuse_server.create_prompt("support", "v1 {{x}}", labels=["production"])
-    langfuse_server.create_prompt("support", "v2 {{x}} {\"json\": true}", labels=["staging"])
+    langfuse_server.create_prompt("support", 'v2 {{x}} {"json": true}', labels=["staging"])
     return langfuse_server
 
 
@@ -76,7 +77,11 @@ def executor() -> Iterator[concurrent.futures.ThreadPoolExecutor]:
 
 
 def test_label_move_served_after_ttl_and_at_once_after_invalidate(
-    served: LangfuseTestServer, langfuse_client: Any, local: LocalPromptStore, clock: Clock, redis_url: str,
+    served: LangfuseTestServer,
+    langfuse_client: Any,
+    local: LocalPromptStore,
+    clock: Clock,
+    redis_url: str,
     executor: concurrent.futures.ThreadPoolExecutor,
 ) -> None:
     resolver = make_resolver(langfuse_client, local, clock, redis_url, executor=executor)
@@ -98,7 +103,10 @@ def test_label_move_served_after_ttl_and_at_once_after_invalidate(
 
 
 def test_stale_is_served_while_the_refresh_hangs(
-    served: LangfuseTestServer, langfuse_client: Any, local: LocalPromptStore, clock: Clock,
+    served: LangfuseTestServer,
+    langfuse_client: Any,
+    local: LocalPromptStore,
+    clock: Clock,
     executor: concurrent.futures.ThreadPoolExecutor,
 ) -> None:
     resolver = make_resolver(langfuse_client, local, clock, executor=executor)
@@ -125,8 +133,13 @@ FAULTS = {
 
 @pytest.mark.parametrize("fault", FAULTS.values(), ids=FAULTS.keys())
 def test_langfuse_failing_serves_stale_then_redis_then_local(
-    fault: Fault, served: LangfuseTestServer, langfuse_client: Any, local: LocalPromptStore, clock: Clock,
-    redis_url: str, executor: concurrent.futures.ThreadPoolExecutor,
+    fault: Fault,
+    served: LangfuseTestServer,
+    langfuse_client: Any,
+    local: LocalPromptStore,
+    clock: Clock,
+    redis_url: str,
+    executor: concurrent.futures.ThreadPoolExecutor,
 ) -> None:
     resolver = make_resolver(langfuse_client, local, clock, redis_url, executor=executor)
     assert resolver.get("support").source == "langfuse"
@@ -153,7 +166,10 @@ def test_langfuse_failing_serves_stale_then_redis_then_local(
 
 
 def test_redis_killed_and_restarted_mid_run_never_reaches_the_caller(
-    served: LangfuseTestServer, langfuse_client: Any, local: LocalPromptStore, clock: Clock,
+    served: LangfuseTestServer,
+    langfuse_client: Any,
+    local: LocalPromptStore,
+    clock: Clock,
 ) -> None:
     with RedisTestServer() as redis_server:
         resolver = make_resolver(langfuse_client, local, clock, redis_server.url)

@@ -90,9 +90,7 @@ def test_welch_on_a_large_random_sample_equals_scipy_and_gbstats() -> None:
 
 def test_hedges_g_fixed_decimals_and_cohens_d_by_hand() -> None:
     c, t = np.array(CONTROL), np.array(TREATMENT)
-    pooled = math.sqrt(
-        ((len(c) - 1) * c.var(ddof=1) + (len(t) - 1) * t.var(ddof=1)) / (len(c) + len(t) - 2)
-    )
+    pooled = math.sqrt(((len(c) - 1) * c.var(ddof=1) + (len(t) - 1) * t.var(ddof=1)) / (len(c) + len(t) - 2))
     d = (t.mean() - c.mean()) / pooled
     j = 1 - 3 / (4 * (len(c) + len(t)) - 9)
     ours = welch()
@@ -200,8 +198,6 @@ def test_seed_function_equals_scipy_welch() -> None:
     ref = sps.ttest_ind(TREATMENT, CONTROL, equal_var=False)
     assert result["p_value"] == pytest.approx(ref.pvalue, abs=1e-12)
     c, t = np.array(CONTROL), np.array(TREATMENT)
-    pooled = math.sqrt(
-        ((len(c) - 1) * c.var(ddof=1) + (len(t) - 1) * t.var(ddof=1)) / (len(c) + len(t) - 2)
-    )
+    pooled = math.sqrt(((len(c) - 1) * c.var(ddof=1) + (len(t) - 1) * t.var(ddof=1)) / (len(c) + len(t) - 2))
     assert result["effect_size"] == pytest.approx((t.mean() - c.mean()) / pooled, abs=1e-12)
     assert round(result["effect_size"], PLACES) == 0.86199

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from functools import reduce
@@ -25,7 +26,7 @@ finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinit
 def partitions(values: list[float], cuts: list[int], order: list[int]) -> list[MeanStats]:
     """Split ``values`` at ``cuts``, then shuffle the parts by ``order``."""
     bounds = sorted({0, len(values), *(c % (len(values) + 1) for c in cuts)})
-    parts = [MeanStats.of(values[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+    parts = [MeanStats.of(values[a:b]) for a, b in itertools.pairwise(bounds)]
     ranked = sorted(range(len(parts)), key=lambda i: order[i % len(order)] if order else i)
     return [parts[i] for i in ranked]
 
@@ -77,7 +78,7 @@ def test_the_welch_result_does_not_depend_on_how_statistics_were_summed(
 @given(st.lists(st.booleans(), max_size=80), st.lists(st.integers(0, 80), max_size=6))
 def test_proportions_sum_exactly_in_any_partition(values: list[bool], cuts: list[int]) -> None:
     bounds = sorted({0, len(values), *(c % (len(values) + 1) for c in cuts)})
-    parts = [ProportionStats.of(values[x:y]) for x, y in zip(bounds, bounds[1:], strict=False)]
+    parts = [ProportionStats.of(values[x:y]) for x, y in itertools.pairwise(bounds)]
     assert reduce(lambda x, y: y + x, reversed(parts), ProportionStats()) == ProportionStats.of(values)
 
 
