@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import bench_langchain
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.ERROR)  # the outage runs log every failed refresh as a warning
     print("== Cache layers")
     bench_core.bench_memory()
     bench_core.bench_redis()

@@ -38,7 +38,11 @@ QUESTION = "What did the author do growing up?"
 
 
 class Printer(BaseEventHandler):
-    """A LlamaIndex event handler: prints each prompt version chosen and each LLM prompt."""
+    """A LlamaIndex event handler: prints each prompt version chosen and each LLM prompt.
+
+    The synthesizer formats the QA prompt twice (once with empty values to measure it), hence two
+    events per user.
+    """
 
     def handle(self, event: object, **kwargs: object) -> None:
         if isinstance(event, PromptVersionSelectedEvent) and event.prompt_name == "rag/answer":

@@ -267,6 +267,22 @@ class ResolvedPrompt:
         return Experiment.from_config(self.config["experiment"], default_name=self.name)
 
     @cached_property
+    def run_metadata(self) -> Mapping[str, Any]:
+        """Run metadata that says this version served a call (``ab_*`` keys left empty)."""
+        data: dict[str, Any] = {
+            "prompt_name": self.name,
+            "prompt_version": self.version,
+            "prompt_label": self.label,
+            "prompt_source": self.source,
+            "prompt_is_fallback": self.is_fallback,
+            "ab_experiment": None,
+            "ab_variant": None,
+        }
+        if not self.is_fallback:  # Langfuse links generations to real versions only
+            data["langfuse_prompt"] = self.langfuse_client
+        return MappingProxyType(data)
+
+    @cached_property
     def langfuse_client(self) -> TextPromptClient | ChatPromptClient:
         """The Langfuse SDK prompt client for this version, for ``metadata["langfuse_prompt"]``."""
         from langfuse.api import Prompt_Chat, Prompt_Text

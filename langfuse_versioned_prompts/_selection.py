@@ -54,18 +54,12 @@ class Selection(NamedTuple):
     def metadata(self) -> dict[str, Any]:
         """The run metadata that says what served this call."""
         prompt, assignment = self.prompt, self.assignment
-        is_fallback = prompt.is_fallback or self.fallback_from is not None
-        data: dict[str, Any] = {
-            "prompt_name": prompt.name,
-            "prompt_version": prompt.version,
-            "prompt_label": prompt.label,
-            "prompt_source": prompt.source,
-            "prompt_is_fallback": is_fallback,
-            "ab_experiment": assignment.experiment.name if assignment else None,
-            "ab_variant": assignment.variant.name if assignment else None,
-        }
-        if not prompt.is_fallback:
-            data["langfuse_prompt"] = prompt.langfuse_client
+        data = dict(prompt.run_metadata)
+        if self.fallback_from is not None:
+            data["prompt_is_fallback"] = True
+        if assignment is not None:
+            data["ab_experiment"] = assignment.experiment.name
+            data["ab_variant"] = assignment.variant.name
         return data
 
 

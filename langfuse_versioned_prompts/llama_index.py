@@ -22,10 +22,16 @@ What served each call is recorded twice, and never raises into the pipeline:
   ``langfuse.trace.tags`` (merged into the trace by Langfuse, as the LangChain handler writes them)
   and ``langfuse.observation.prompt.name`` / ``.version`` (not for fallbacks);
 * as a ``PromptVersionSelectedEvent`` on the LlamaIndex instrumentation dispatcher, for
-  LlamaIndex event handlers.
+  LlamaIndex event handlers. One per format: synthesizers also format once with empty values to
+  measure the prompt, so a query usually dispatches more than one.
+
+Errors are typed (``MissingVariableError`` names prompt, version and variable), but LlamaIndex's
+refine loop (``refine`` and ``compact`` modes) catches every ``ValueError`` and only logs it as a
+warning, answering "Empty Response"; ``simple_summarize`` and direct calls raise.
 
 Formatting is synchronous (LlamaIndex calls ``format`` from async code too): a call that misses
-the memory cache reads the next layer in the calling thread.
+the memory cache reads the next layer in the calling thread; ``resolver.warm([...])`` at startup
+keeps that off the hot path.
 """
 
 from __future__ import annotations

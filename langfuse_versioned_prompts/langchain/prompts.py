@@ -17,7 +17,7 @@ from langchain_core.prompt_values import ChatPromptValue, PromptValue, StringPro
 from langchain_core.prompts import StringPromptTemplate
 from langchain_core.prompts.chat import BaseChatPromptTemplate, ChatPromptTemplate
 from langchain_core.runnables import RunnableConfig, ensure_config
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from .._errors import ConfigurationError
 from .._prompt import ResolvedPrompt
@@ -52,10 +52,17 @@ class _Versioned(BaseModel):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**_prepare(kwargs))
 
+    _spec: PromptSpec = PrivateAttr()
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Freeze what this template asks for once."""
+        super().model_post_init(context)
+        self._spec = _spec_of(self.__dict__)
+
     @property
     def spec(self) -> PromptSpec:
         """What this template asks for."""
-        return _spec_of(self.__dict__)
+        return self._spec
 
     def _resolver(self) -> PromptResolver:
         return self.resolver or default_resolver()
@@ -69,15 +76,16 @@ class _Versioned(BaseModel):
                     f"got {type(input).__name__}"
                 )
             input = {input_variables[0]: input}
+        if not self.partial_variables:  # type: ignore[attr-defined]
+            return input
         merge: Callable[..., dict[str, Any]] = self._merge_partial_and_user_variables  # type: ignore[attr-defined]
         return merge(**input)
 
     def _to_value(self, rendered: Any, prompt: ResolvedPrompt) -> PromptValue:
         raise NotImplementedError
 
-    def _call_config(self, config: RunnableConfig, selection: Selection | None) -> RunnableConfig:
-        metadata = {**config.get("metadata", {}), **(self.metadata or {})}  # type: ignore[attr-defined]
-        metadata.update(selection.metadata() if selection else {"prompt_name": self.name})
+    def _call_config(self, config: RunnableConfig, stamp: dict[str, Any]) -> RunnableConfig:
+        metadata = {**config.get("metadata", {}), **(self.metadata or {}), **stamp}  # type: ignore[attr-defined]
         tags = [*config.get("tags", []), *(self.tags or [])]  # type: ignore[attr-defined]
         return cast(RunnableConfig, {**config, "metadata": metadata, "tags": tags})
 
@@ -87,18 +95,19 @@ class _Versioned(BaseModel):
         user_id, session_id = _unit_of(config)
         selection: Selection | None = None
         try:
-            values = self._values(input)
-            selection = select(self._resolver(), self.spec, user_id, session_id, self.rng)
-            rendered, selection = render(self._resolver(), self.spec, selection, values)
+            values, spec, resolver = self._values(input), self.spec, self._resolver()
+            selection = select(resolver, spec, user_id, session_id, self.rng)
+            rendered, selection = render(resolver, spec, selection, values)
             result: PromptValue | Exception = self._to_value(rendered, selection.prompt)
         except Exception as exc:  # surfaces inside the traced run below
             result = exc
+        stamp = selection.metadata() if selection else {"prompt_name": self.name}
         return cast(
             PromptValue,
             self._call_with_config(  # type: ignore[attr-defined]
-                _run(result, selection),
+                _run(result, stamp),
                 input,
-                self._call_config(config, selection),
+                self._call_config(config, stamp),
                 run_type="prompt",
                 serialized=self._serialized,  # type: ignore[attr-defined]
             ),
@@ -110,18 +119,19 @@ class _Versioned(BaseModel):
         user_id, session_id = _unit_of(config)
         selection: Selection | None = None
         try:
-            values = self._values(input)
-            selection = await aselect(self._resolver(), self.spec, user_id, session_id, self.rng)
-            rendered, selection = await arender(self._resolver(), self.spec, selection, values)
+            values, spec, resolver = self._values(input), self.spec, self._resolver()
+            selection = await aselect(resolver, spec, user_id, session_id, self.rng)
+            rendered, selection = await arender(resolver, spec, selection, values)
             result: PromptValue | Exception = self._to_value(rendered, selection.prompt)
         except Exception as exc:
             result = exc
+        stamp = selection.metadata() if selection else {"prompt_name": self.name}
         return cast(
             PromptValue,
             await self._acall_with_config(  # type: ignore[attr-defined]
-                _arun(result, selection),
+                _arun(result, stamp),
                 input,
-                self._call_config(config, selection),
+                self._call_config(config, stamp),
                 run_type="prompt",
                 serialized=self._serialized,  # type: ignore[attr-defined]
             ),
@@ -252,26 +262,24 @@ def _unit_of(config: RunnableConfig) -> tuple[str | None, str | None]:
 
 
 def _run(
-    result: PromptValue | Exception, selection: Selection | None
+    result: PromptValue | Exception, stamp: dict[str, Any]
 ) -> Callable[[Any, CallbackManagerForChainRun], PromptValue]:
     def run(_input: Any, run_manager: CallbackManagerForChainRun) -> PromptValue:
         if isinstance(result, Exception):
             raise result
-        if selection is not None:
-            stamp_run(run_manager.run_id, selection.metadata(), run_manager.handlers)
+        stamp_run(run_manager.run_id, stamp, run_manager.handlers)
         return result
 
     return run
 
 
 def _arun(
-    result: PromptValue | Exception, selection: Selection | None
+    result: PromptValue | Exception, stamp: dict[str, Any]
 ) -> Callable[[Any, AsyncCallbackManagerForChainRun], Awaitable[PromptValue]]:
     async def run(_input: Any, run_manager: AsyncCallbackManagerForChainRun) -> PromptValue:
         if isinstance(result, Exception):
             raise result
-        if selection is not None:
-            stamp_run(run_manager.run_id, selection.metadata(), run_manager.handlers)
+        stamp_run(run_manager.run_id, stamp, run_manager.handlers)
         return result
 
     return run

@@ -107,7 +107,12 @@ def from_langfuse(
     variants = list(weights) if weights is not None else None
     traces, read_warnings = _read_assignments(api, name, variants, start, end, progress)
     if not traces:
-        hint = "" if variants else "; if its traces carry only tags, pass weights= with the variants"
+        hint = (
+            ""
+            if variants
+            else "; if its traces carry only tags, give the variant names as weights "
+            "(weights={'A': 1, 'B': 1}, or --weights A=1,B=1)"
+        )
         raise ExperimentNotFoundError(
             f"no Langfuse trace{_window(start, end)} carries experiment {name!r} "
             f"(trace tag 'ab:{name}=<variant>' or metadata ab_experiment={name!r}){hint}"

@@ -161,7 +161,8 @@ def welch_test(
             notes.append(f"{name!r} has zero variance (every score equal)")
     sps = _scipy_stats()
     se = math.sqrt(se2)
-    df = se2 * se2 / (vc * vc / (nc - 1) + vt * vt / (nt - 1))
+    rc, rt = vc / max(vc, vt), vt / max(vc, vt)  # scaled so squares cannot underflow
+    df = (rc + rt) ** 2 / (rc * rc / (nc - 1) + rt * rt / (nt - 1))
     t = diff / se
     p = float(min(1.0, 2.0 * sps.t.sf(abs(t), df)))
     crit = float(sps.t.ppf(1.0 - (1.0 - confidence) / 2.0, df))

@@ -65,6 +65,10 @@ class _HTTPServer(ThreadingHTTPServer):
             self._connections.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints tracebacks to stderr; a client that went away is routine here.
+        logger.debug("connection from %s ended with an error", client_address, exc_info=True)
+
     def close_connections(self) -> None:
         with self._connections_lock:
             connections = list(self._connections)
@@ -76,6 +80,7 @@ class _HTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "lvp-langfuse-stand-in"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: avoid 40 ms stalls
     server: _HTTPServer
 
     def do_GET(self) -> None:
@@ -193,7 +198,10 @@ class LangfuseTestServer:
     def count(
         self, method: str | None = None, path_prefix: str = "", *, status: int | None = None
     ) -> int:
-        """How many requests matched: method (any if ``None``), raw path prefix, status."""
+        """How many requests matched: method (any if ``None``), path prefix, status.
+
+        Paths are as sent, percent-encoded: ``folder/x`` is ``/api/public/v2/prompts/folder%2Fx``.
+        """
         return sum(
             1 for r in self.requests
             if (method is None or r.method == method.upper()) and r.path.startswith(path_prefix)
@@ -312,8 +320,7 @@ class LangfuseTestServer:
         method = handler.command.upper()
         split = urlsplit(handler.path)
         query = parse_qs(split.query, keep_blank_values=True)
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length > 0 else b""
+        body = _read_body(handler)
         entry = RecordedRequest(method, split.path, query, None)
         index = self._record(entry)
         plan = self._faults.plan(method, split.path)
@@ -361,6 +368,22 @@ class LangfuseTestServer:
         handler.close_connection = True
         with contextlib.suppress(OSError):
             handler.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _read_body(handler: _Handler) -> bytes:
+    """The request body, by Content-Length or chunked transfer encoding."""
+    if "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
+        chunks: list[bytes] = []
+        while True:
+            size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            chunks.append(handler.rfile.read(size))
+            handler.rfile.readline()
+    length = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(length) if length > 0 else b""
 
 
 def _helper_error(exc: ApiError) -> Exception:

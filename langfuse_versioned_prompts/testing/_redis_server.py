@@ -95,6 +95,8 @@ class RedisTestServer:
         if self.running:
             return self
         executable = self._executable or find_redis_server()
+        if not os.access(executable, os.X_OK):
+            raise ConfigurationError(f"redis-server not found at {executable!r}: {_INSTALL_HINT}")
         if self._port is None:
             self._port = _free_port()
         if self._tempdir is None:

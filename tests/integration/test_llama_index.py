@@ -468,6 +468,37 @@ def test_otel_span_carries_variant_and_prompt(index: VectorStoreIndex, resolver:
     assert attributes["langfuse.observation.prompt.version"] == 1
 
 
+def test_langfuse_observation_gets_the_prompt(
+    index: VectorStoreIndex, resolver: PromptResolver
+) -> None:
+    from langfuse import Langfuse
+
+    exporter = InMemorySpanExporter()
+    langfuse = Langfuse(  # spans go to the in-memory exporter, nothing leaves the process
+        public_key="pk-lf-lvp-llama-index-test",
+        secret_key="sk-lf-unused",
+        base_url="http://127.0.0.1:9",
+        tracer_provider=TracerProvider(),
+        span_exporter=exporter,
+    )
+    query_engine = engine(index, RecordingLLM(), mode="compact")
+    query_engine.update_prompts({QA: VersionedLlamaPromptTemplate(name="rag/qa", resolver=resolver)})
+    try:
+        with langfuse.start_as_current_observation(name="rag", as_type="span"):
+            query_engine.query(QUESTION)
+        langfuse.flush()
+    finally:
+        langfuse.shutdown()
+
+    [span] = exporter.get_finished_spans()
+    attributes = dict(span.attributes or {})
+    assert attributes["langfuse.trace.tags"] == ("prompt:rag/qa@v1",)
+    assert attributes["langfuse.trace.metadata.prompt_version"] == "1"
+    assert attributes["langfuse.trace.metadata.prompt_label"] == '"production"'
+    assert attributes["langfuse.observation.prompt.name"] == "rag/qa"
+    assert attributes["langfuse.observation.prompt.version"] == 1
+
+
 def test_llama_index_event_handlers_see_the_selection(
     index: VectorStoreIndex, resolver: PromptResolver
 ) -> None:

@@ -286,5 +286,5 @@ def test_bad_input_gives_typed_errors_naming_the_problem(
     with pytest.raises(ConfigurationError, match="not both"):
         resolver.get("support", label="production", version=1)
     local.path.joinpath("broken.yaml").write_text("name: broken\nversions: [\n")
-    with pytest.raises(PromptFormatError, match="broken.yaml"):
+    with pytest.raises(PromptFormatError, match=r"broken\.yaml"):
         local.get(PromptKey.create("broken"))

@@ -88,7 +88,7 @@ def test_conformance_probe_matches_real_langfuse(langfuse_server: LangfuseTestSe
             graph["dependencies"] = list(graph["dependencies"].values())
         return json.loads(line) | {"body": body}
 
-    for mine, theirs in zip(ours, real):
+    for mine, theirs in zip(ours, real, strict=True):
         assert without_dependency_ids(mine) == without_dependency_ids(theirs)
 
 
@@ -291,13 +291,17 @@ def test_trace_attributes_on_any_span_merge_into_the_trace(
     name = unique("linked")
     langfuse_server.create_prompt(name, "hi", labels=["production"])
     prompt = langfuse_client.get_prompt(name, cache_ttl_seconds=0, max_retries=0)
+    tags = ["ab:exp=B", f"prompt:{name}@v1"]
     with langfuse_client.start_as_current_observation(name="chain", as_type="span") as root:
-        with propagate_attributes(user_id="user-1", session_id="s-1", trace_name="ab-run"):
-            with langfuse_client.start_as_current_observation(
+        with (
+            propagate_attributes(user_id="user-1", session_id="s-1", trace_name="ab-run"),
+            langfuse_client.start_as_current_observation(
                 name="llm", as_type="generation", prompt=prompt, metadata={"variant": "B"}
-            ) as child:
-                child._otel_span.set_attribute("langfuse.trace.tags", ["ab:exp=B", f"prompt:{name}@v1"])
-                child._otel_span.set_attribute("langfuse.trace.metadata.ab_variant", '"B"')
+            ) as child,
+        ):
+            # what a callback does from inside a chain: trace-level data on a child span
+            child._otel_span.set_attribute("langfuse.trace.tags", tags)
+            child._otel_span.set_attribute("langfuse.trace.metadata.ab_variant", '"B"')
         trace_id = root.trace_id
     langfuse_client.flush()
 
@@ -305,7 +309,7 @@ def test_trace_attributes_on_any_span_merge_into_the_trace(
     trace = eventually(lambda: wrapper.request(f"api/public/traces/{trace_id}", method="GET"),
                        lambda r: r.status_code == 200).json()
     assert (trace["name"], trace["userId"], trace["sessionId"]) == ("ab-run", "user-1", "s-1")
-    assert trace["tags"] == ["ab:exp=B", f"prompt:{name}@v1"]
+    assert trace["tags"] == tags
     assert trace["metadata"]["ab_variant"] == "B"
     llm = next(o for o in trace["observations"] if o["name"] == "llm")
     assert (llm["type"], llm["promptName"], llm["promptVersion"]) == ("GENERATION", name, 1)
@@ -314,7 +318,12 @@ def test_trace_attributes_on_any_span_merge_into_the_trace(
         trace_id=trace_id, fields="core,basic,prompt,metadata,trace_context")
     llm_v2 = next(o for o in observations.data if o.name == "llm")
     assert (llm_v2.prompt_name, llm_v2.prompt_version, llm_v2.user_id) == (name, 1, "user-1")
-    assert llm_v2.tags == ["ab:exp=B", f"prompt:{name}@v1"] and llm_v2.metadata == {"variant": "B"}
+    assert llm_v2.tags == tags and llm_v2.metadata == {"variant": "B"}
+    by_prompt = langfuse_client.api.observations.get_many(filter=json.dumps([
+        {"type": "string", "column": "promptName", "operator": "=", "value": name},
+        {"type": "number", "column": "promptVersion", "operator": "=", "value": 1},
+    ]))
+    assert [(o.trace_id, o.name) for o in by_prompt.data] == [(trace_id, "llm")]
     assert [t["id"] for t in langfuse_server.traces] == [trace_id]
 
 
@@ -468,3 +477,11 @@ def test_stop_does_not_deadlock_on_a_hung_request_and_start_keeps_data(
     standin.start()
     assert standin.url == url
     assert httpx.get(f"{url}{PROMPTS}/p", auth=auth, timeout=5).json()["prompt"] == "x"
+
+
+def test_chunked_request_body(standin: LangfuseTestServer, http: httpx.Client) -> None:
+    name = unique("chunked")
+    body = json.dumps({"name": name, "prompt": "streamed"}).encode()
+    answer = http.post(PROMPTS, content=iter([body[:10], body[10:]]),
+                       headers={"Content-Type": "application/json"})
+    assert answer.status_code == 201 and standin.get_prompt(name, label="latest")["prompt"] == "streamed"
