@@ -36,6 +36,8 @@ class _RealLangfuse(RemoteLangfuse):
     """Your own Langfuse; touching a stand-in-only feature skips the test."""
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
         pytest.skip(
             f"needs the in-process Langfuse stand-in (`{name}`: fault injection, request "
             "accounting or captured data); LVP_TEST_LANGFUSE_URL points at a real Langfuse"

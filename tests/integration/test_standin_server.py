@@ -24,8 +24,12 @@ from langfuse import Langfuse, propagate_attributes
 from langfuse.api import NotFoundError
 
 # TODO(lead): import these from langfuse_versioned_prompts once __init__ exports them
-from langfuse_versioned_prompts._errors import ConfigurationError, PromptNotFoundError
-from langfuse_versioned_prompts.testing import Fault, LangfuseTestServer
+from langfuse_versioned_prompts._errors import (
+    ConfigurationError,
+    PromptNotFoundError,
+    SourceUnavailableError,
+)
+from langfuse_versioned_prompts.testing import Fault, LangfuseTestServer, RemoteLangfuse
 
 PROMPTS = "/api/public/v2/prompts"
 _REFERENCE_DIRS = (Path(__file__).resolve().parents[1] / "reference", Path("/work/shared/reference"))
@@ -237,6 +241,23 @@ def test_helpers_arrange_data_and_raise_library_errors(standin: LangfuseTestServ
         standin.move_labels(name, 7, ["production"])
 
 
+def test_remote_helpers_work_over_http(standin: LangfuseTestServer) -> None:
+    remote = RemoteLangfuse(standin.url + "/", standin.public_key, standin.secret_key)
+    name = unique("remote/x")
+    remote.create_prompt(name, "a", labels=["production"], tags=["t"])
+    remote.create_prompt(name, "b")
+    assert remote.move_labels(name, 2, ["production"])["labels"] == ["production", "latest"]
+    assert remote.get_prompt(name)["prompt"] == "b"
+    assert remote.get_prompt(name, version=1, resolve=False)["tags"] == ["t"]
+    remote.delete_prompt(name, version=1)
+    with pytest.raises(PromptNotFoundError):
+        remote.get_prompt(name, version=1)
+    with pytest.raises(ConfigurationError, match="400"):
+        remote.create_prompt(name, "c", labels=["Not OK"])
+    with pytest.raises(SourceUnavailableError, match="401"):
+        RemoteLangfuse(standin.url, "pk-x", "sk-y").get_prompt(name)
+
+
 # -- scores ------------------------------------------------------------------------------------
 
 
@@ -314,8 +335,8 @@ def test_trace_attributes_on_any_span_merge_into_the_trace(
     llm = next(o for o in trace["observations"] if o["name"] == "llm")
     assert (llm["type"], llm["promptName"], llm["promptVersion"]) == ("GENERATION", name, 1)
 
-    observations = langfuse_client.api.observations.get_many(
-        trace_id=trace_id, fields="core,basic,prompt,metadata,trace_context")
+    observations = eventually(lambda: langfuse_client.api.observations.get_many(
+        trace_id=trace_id, fields="core,basic,prompt,metadata,trace_context"), lambda p: len(p.data) == 2)
     llm_v2 = next(o for o in observations.data if o.name == "llm")
     assert (llm_v2.prompt_name, llm_v2.prompt_version, llm_v2.user_id) == (name, 1, "user-1")
     assert llm_v2.tags == tags and llm_v2.metadata == {"variant": "B"}
