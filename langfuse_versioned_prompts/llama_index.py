@@ -252,9 +252,11 @@ class VersionedLlamaPromptTemplate(BasePromptTemplate):
 
     def _render(self, kwargs: Mapping[str, Any]) -> tuple[Any, Selection]:
         values = self._map_all_vars({**self.kwargs, **kwargs})
-        selection = self.resolve()
+        resolver, spec = self.resolver, self.spec
+        user_id, session_id = current_unit()
+        selection = select(resolver, spec, user_id, session_id, self._rng)
         values = _with_placeholders(selection.prompt, values)
-        rendered, selection = render(self.resolver, self.spec, selection, values)
+        rendered, selection = render(resolver, spec, selection, values)
         _stamp(selection)
         return rendered, selection
 
@@ -337,13 +339,21 @@ def _stamp(selection: Selection) -> None:
     try:
         metadata = selection.metadata()
         _stamp_span(selection.prompt, metadata)
-        dispatcher.event(
-            PromptVersionSelectedEvent(
-                **{k: metadata[k] for k in PromptVersionSelectedEvent.model_fields if k in metadata}
-            )
-        )
+        if _listened():
+            fields = PromptVersionSelectedEvent.model_fields
+            dispatcher.event(PromptVersionSelectedEvent(**{k: metadata[k] for k in fields if k in metadata}))
     except Exception:  # tracing never breaks the user's pipeline
         logger.debug("could not record prompt %s", selection.prompt.name, exc_info=True)
+
+
+def _listened() -> bool:
+    """True when a handler other than LlamaIndex's no-op one would receive our events."""
+    current: Any = dispatcher
+    while current is not None:
+        if any(type(h).__name__ != "NullEventHandler" for h in current.event_handlers):
+            return True
+        current = current.parent if current.propagate else None
+    return False
 
 
 def _stamp_span(prompt: ResolvedPrompt, metadata: Mapping[str, Any]) -> None:

@@ -135,7 +135,8 @@ def log(
         table.add_column(column, overflow="fold")
     for remote in versions:
         p = remote.prompt
-        table.add_row(f"v{p.version}", ", ".join(p.labels), remote.created_at or "",
+        created = (remote.created_at or "")[:19].replace("T", " ")
+        table.add_row(f"v{p.version}", ", ".join(p.labels), created,
                       p.type, p.commit_message or "")
     console.print(table)
     moves = ops.label_history(admin, name)

@@ -116,6 +116,10 @@ class LangfuseSource:
             self.breaker.record_success()
             raise ConfigurationError(f"Langfuse rejected the request for {key}: {_message(exc)}") from exc
         self.breaker.record_failure()
+        if status is not None and 200 <= status < 300:
+            raise SourceUnavailableError(
+                f"Langfuse answered {key} with an unreadable response (HTTP {status}): {_message(exc)[:80]}"
+            ) from exc
         what = f"HTTP {status}" if status is not None else type(exc).__name__
         logger.debug("Langfuse fetch of %s failed: %s", key, exc)
         raise SourceUnavailableError(f"Langfuse could not serve {key}: {what}: {_message(exc)}") from exc

@@ -1,40 +1,28 @@
 """``from_langfuse``: pull an experiment's traces and a score from Langfuse, join, and analyse.
 
-Two paged reads through the Langfuse SDK's API client, both streamed:
-
-1. ``api.observations.get_many`` filtered on the trace tags ``ab:<experiment>=<variant>`` (when
-   the variant names are known) or on the metadata key ``ab_experiment``; this builds a map
-   trace id -> (variant, user). Only that map is kept.
-2. ``api.scores.get_many(name=score)`` with the ``subject`` field group (which carries the
-   trace id); each score joined to a variant goes straight into a ``ScoreCollector``.
-
-Traces are chosen by start time (``since``/``until``); their scores count whenever given.
+The reads (``_langfuse_read``) stream: only a trace -> (variant, user) map and per-user partial
+sums are kept. Traces are chosen by start time (``since``/``until``); their scores count whenever
+they were given.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
 from collections.abc import Callable, Hashable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .._errors import ConfigurationError, SourceAuthError, SourceUnavailableError
+from .._errors import ConfigurationError
 from ..variants import Experiment, Rollout
 from ._analyze import build_report, check_weights, default_control
 from ._collect import ScoreCollector, check_metric, check_per
 from ._errors import ExperimentNotFoundError, ScoreNotFoundError, check_confidence
+from ._langfuse_read import Assignments, Progress, read_assignments, read_scores
 from ._report import Report
 
 __all__ = ["from_langfuse", "parse_time"]
 
-Progress = Callable[[str, int], None]
-"""Called after each page with the stage (``"traces"`` or ``"scores"``) and items read so far."""
-
-OBSERVATIONS_PAGE = 1000
-SCORES_PAGE = 100
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -105,7 +93,7 @@ def from_langfuse(
         check_weights(weights, list(weights))
     api = _api(client)
     variants = list(weights) if weights is not None else None
-    traces, read_warnings = _read_assignments(api, name, variants, start, end, progress)
+    traces, read_warnings = read_assignments(api, name, variants, start, end, progress)
     if not traces:
         hint = (
             ""
@@ -122,7 +110,7 @@ def from_langfuse(
         raise ConfigurationError(f"control {control!r} is not one of the variants {names}")
     control = control or default_control(names)
     collector = ScoreCollector(names, per=unit)
-    counts = _read_scores(api, score, start, traces, collector, progress)
+    counts = read_scores(api, score, start, traces, collector, progress)
     if counts["scores_read"] == 0:
         raise ScoreNotFoundError(
             f"no Langfuse score named {score!r}{_window(start, None)}: check the score name "
@@ -197,211 +185,7 @@ def _api(client: Any) -> Any:
     return getattr(client, "api", client)
 
 
-def _call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-    """One API call, with SDK and transport errors mapped to the library's errors."""
-    from langfuse.api.core.api_error import ApiError
-
-    try:
-        return fn(**kwargs)
-    except ApiError as exc:
-        status = exc.status_code
-        if status in (401, 403):
-            raise SourceAuthError(
-                f"Langfuse refused the credentials while reading {what} (HTTP {status}): "
-                "check the public/secret keys and the host"
-            ) from exc
-        raise SourceUnavailableError(
-            f"Langfuse answered HTTP {status} while reading {what}: {_short(exc.body)}"
-        ) from exc
-    except (OSError, ImportError):
-        raise
-    except Exception as exc:
-        import httpx
-
-        if isinstance(exc, httpx.HTTPError):
-            raise SourceUnavailableError(f"could not reach Langfuse while reading {what}: {exc}") from exc
-        raise
-
-
-def _short(body: Any) -> str:
-    text = body.get("message", body) if isinstance(body, Mapping) else body
-    return str(text)[:200]
-
-
-def _pages(what: str, fn: Callable[..., Any], progress: Progress | None, stage: str, **kwargs: Any) -> Any:
-    """Yield items of every page of a cursor-paged endpoint."""
-    cursor: str | None = None
-    read = 0
-    while True:
-        page = _call(what, fn, cursor=cursor, **kwargs)
-        data = list(page.data or [])
-        yield from data
-        read += len(data)
-        if progress is not None:
-            progress(stage, read)
-        next_cursor = getattr(page.meta, "cursor", None)
-        if not next_cursor or not data or next_cursor == cursor:
-            return
-        cursor = next_cursor
-
-
-def _text(value: Any) -> str | None:
-    """A metadata value as text; JSON-encoded strings (as the OTel attributes carry) decoded."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            try:
-                decoded = json.loads(value)
-            except ValueError:
-                return value
-            return decoded if isinstance(decoded, str) else value
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _observation_filter(name: str, variants: list[str] | None, start: datetime | None, end: datetime | None) -> str:
-    conditions: list[dict[str, Any]] = []
-    if variants:
-        tags = [f"ab:{name}={variant}" for variant in variants]
-        conditions.append({"type": "arrayOptions", "column": "traceTags", "operator": "any of", "value": tags})
-    else:
-        conditions.append(
-            {
-                "type": "stringObject",
-                "column": "metadata",
-                "key": "ab_experiment",
-                "operator": "=",
-                "value": name,
-            }
-        )
-    if start is not None:
-        conditions.append(
-            {
-                "type": "datetime",
-                "column": "startTime",
-                "operator": ">=",
-                "value": start.isoformat(),
-            }
-        )
-    if end is not None:
-        conditions.append({"type": "datetime", "column": "startTime", "operator": "<", "value": end.isoformat()})
-    return json.dumps(conditions)
-
-
-def _read_assignments(
-    api: Any,
-    name: str,
-    variants: list[str] | None,
-    start: datetime | None,
-    end: datetime | None,
-    progress: Progress | None,
-) -> tuple[dict[str, tuple[str, Hashable | None]], list[str]]:
-    """trace id -> (variant, unit) for every trace of the experiment; conflicting traces dropped."""
-    prefix = f"ab:{name}="
-    traces: dict[str, tuple[str, Hashable | None]] = {}
-    conflicted: set[str] = set()
-    outside = 0
-    pages = _pages(
-        f"the traces of experiment {name!r}",
-        api.observations.get_many,
-        progress,
-        "traces",
-        fields="core,basic,metadata,trace_context",
-        limit=OBSERVATIONS_PAGE,
-        filter=_observation_filter(name, variants, start, end),
-    )
-    for obs in pages:
-        trace_id = getattr(obs, "trace_id", None)
-        if not trace_id or trace_id in conflicted:
-            continue
-        variant = next((t[len(prefix) :] for t in (obs.tags or []) if t.startswith(prefix)), None)
-        metadata = obs.metadata if isinstance(obs.metadata, Mapping) else {}
-        if variant is None and _text(metadata.get("ab_experiment")) == name:
-            variant = _text(metadata.get("ab_variant"))
-        if not variant:
-            continue
-        if variants is not None and variant not in variants:
-            outside += 1
-            continue
-        unit: Hashable | None = None
-        if obs.user_id:
-            unit = ("user", obs.user_id)
-        elif obs.session_id:
-            unit = ("session", obs.session_id)
-        known = traces.get(trace_id)
-        if known is None:
-            traces[trace_id] = (variant, unit)
-        elif known[0] != variant:
-            conflicted.add(trace_id)
-            del traces[trace_id]
-        elif known[1] is None and unit is not None:
-            traces[trace_id] = (variant, unit)
-    warnings = []
-    if conflicted:
-        warnings.append(f"{len(conflicted)} trace(s) carried two variants and were left out")
-    if outside:
-        warnings.append(f"{outside} observation(s) named a variant outside {variants} and were left out")
-    return traces, warnings
-
-
-def _score_trace_id(score: Any) -> str | None:
-    subject = getattr(score, "subject", None)
-    if subject is not None:
-        kind = getattr(subject, "kind", None)
-        if kind == "trace":
-            return str(subject.id)
-        if kind == "observation":
-            trace_id = getattr(subject, "trace_id", None)
-            return str(trace_id) if trace_id else None
-        return None
-    extra = getattr(score, "model_extra", None) or {}
-    trace_id = getattr(score, "trace_id", None) or extra.get("traceId")
-    return str(trace_id) if trace_id else None
-
-
-def _read_scores(
-    api: Any,
-    score: str,
-    start: datetime | None,
-    traces: Mapping[str, tuple[str, Hashable | None]],
-    collector: ScoreCollector,
-    progress: Progress | None,
-) -> dict[str, int]:
-    counts = {"scores_read": 0, "scores_joined": 0, "scores_unjoined": 0, "scores_skipped": 0}
-    kwargs: dict[str, Any] = {"name": score, "fields": "subject", "limit": SCORES_PAGE}
-    if start is not None:
-        kwargs["from_timestamp"] = start
-    for item in _pages(f"the scores named {score!r}", api.scores.get_many, progress, "scores", **kwargs):
-        if getattr(item, "name", score) != score:
-            continue
-        counts["scores_read"] += 1
-        value = getattr(item, "value", None)
-        data_type = str(getattr(item, "data_type", "NUMERIC")).upper()
-        trace_id = _score_trace_id(item)
-        usable = data_type in ("NUMERIC", "BOOLEAN") and (
-            isinstance(value, bool) or (isinstance(value, (int, float)) and math.isfinite(value))
-        )
-        if not usable or trace_id is None:
-            counts["scores_skipped"] += 1
-            continue
-        assignment = traces.get(trace_id)
-        if assignment is None:
-            counts["scores_unjoined"] += 1
-            continue
-        variant, unit = assignment
-        collector.add(
-            variant,
-            bool(value) if data_type == "BOOLEAN" else value,
-            user=unit or ("trace", trace_id),
-        )
-        counts["scores_joined"] += 1
-    return counts
-
-
-def _assigned_units(traces: Mapping[str, tuple[str, Hashable | None]], names: list[str], per: str) -> dict[str, int]:
+def _assigned_units(traces: Assignments, names: list[str], per: str) -> dict[str, int]:
     """Units assigned to each variant, scored or not: users (per user) or traces."""
     if per == "observation":
         counts = dict.fromkeys(names, 0)

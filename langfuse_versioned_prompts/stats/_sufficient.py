@@ -65,7 +65,8 @@ class MeanStats:
         if not all(math.isfinite(v) for v in data):
             raise ConfigurationError("MeanStats.of needs finite numbers (drop NaN/inf first)")
         n = len(data)
-        mean = math.fsum(data) / n
+        pivot = data[0]  # shifting by a data point keeps constant data exactly constant
+        mean = pivot + math.fsum(v - pivot for v in data) / n
         m2 = math.fsum((v - mean) ** 2 for v in data) if n > 1 else 0.0
         return cls(n, mean, m2)
 

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -26,7 +26,7 @@ from ._langfuse_observations import query_observations
 from ._langfuse_otel import decode_export
 from ._langfuse_prompts import PromptStore
 from ._langfuse_scores import ScoreStore
-from ._langfuse_traces import TraceStore, legacy_observation
+from ._langfuse_traces import Observation, TraceStore, legacy_observation
 
 _HOST_HINT = ". Confirm that you've configured the correct host."
 _PROMPTS = "/api/public/v2/prompts"
@@ -198,11 +198,18 @@ class LangfuseApi:
         unknown = [f for f in fields if f not in _TRACE_FIELDS]
         if unknown:
             raise invalid_request(f"Invalid fields: {', '.join(unknown)}")
-        trace, observations = found
+        return self.full_trace(*found, fields=fields)
+
+    def full_trace(
+        self, trace: dict[str, Any], observations: list[Observation],
+        fields: Sequence[str] = _TRACE_FIELDS,
+    ) -> dict[str, Any]:
+        """One merged trace in the ``TraceWithFullDetails`` shape."""
+        trace_id = trace["id"]
         view = dict(trace)
         if "io" not in fields:
             view.update(input=None, output=None, metadata=None)
-        observations.sort(key=lambda o: o.start)
+        observations = sorted(observations, key=lambda o: o.start)
         view["observations"] = (
             [legacy_observation(o) for o in observations] if "observations" in fields else []
         )

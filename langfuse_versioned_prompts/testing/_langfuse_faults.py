@@ -88,7 +88,6 @@ class FaultHandle:
         self._board = board
         self._remaining = times
         self._hits = 0
-        self._released = threading.Event()
 
     @property
     def hits(self) -> int:
@@ -136,12 +135,12 @@ class Planned:
 
 
 class FaultBoard:
-    """The faults of one server. Thread-safe; ``release_all`` frees every held request."""
+    """The faults of one server. Thread-safe."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.handles: list[FaultHandle] = []
-        self._holding: set[threading.Event] = set()
+        self._holding: dict[threading.Event, FaultHandle] = {}
 
     def add(self, fault: Fault, *, times: int | None, path_prefix: str, method: str | None) -> FaultHandle:
         if times is not None and times < 1:
@@ -152,7 +151,11 @@ class FaultBoard:
         return handle
 
     def plan(self, method: str, path: str) -> Planned:
-        """Consume the faults that apply to this request: every latency, then the first other one."""
+        """Consume the faults that apply to this request: every latency, then the first other one.
+
+        A hang gets its own release event, set when its fault is removed or cleared, or by
+        ``release_all()``.
+        """
         delay = 0.0
         chosen: FaultHandle | None = None
         with self.lock:
@@ -167,28 +170,32 @@ class FaultBoard:
                     handle._consume()
             release = None
             if chosen is not None and chosen.fault.kind == "hang":
-                release = chosen._released
-                self._holding.add(release)
+                release = threading.Event()
+                self._holding[release] = chosen
         return Planned(delay, chosen.fault if chosen else None, release)
 
     def done_holding(self, release: threading.Event) -> None:
         with self.lock:
-            self._holding.discard(release)
+            self._holding.pop(release, None)
 
     def remove(self, handle: FaultHandle) -> None:
+        """Stop applying ``handle`` and release the requests it holds."""
         with self.lock:
             if handle in self.handles:
                 self.handles.remove(handle)
-        handle._released.set()
+            held = [event for event, owner in self._holding.items() if owner is handle]
+        for event in held:
+            event.set()
 
     def clear(self) -> None:
         """Remove every fault and release every held request."""
         with self.lock:
-            handles, self.handles = self.handles, []
-            holding = set(self._holding)
-        for handle in handles:
-            handle._released.set()
-        for event in holding:
-            event.set()
+            self.handles = []
+        self.release_all()
 
-    release_all = clear
+    def release_all(self) -> None:
+        """Release every held request; the faults stay (used when the server stops)."""
+        with self.lock:
+            held = list(self._holding)
+        for event in held:
+            event.set()

@@ -147,7 +147,10 @@ class LangfuseTestServer:
         return self
 
     def stop(self) -> None:
-        """Stop listening, release held requests and close open connections. Data is kept."""
+        """Stop listening, drop held (hung) requests and close open connections.
+
+        Data and injected faults are kept: ``start()`` serves them again on the same port.
+        """
         with self._lifecycle:
             httpd, thread = self._httpd, self._thread
             self._httpd = self._thread = None
@@ -280,7 +283,7 @@ class LangfuseTestServer:
     @property
     def traces(self) -> list[dict[str, Any]]:
         """Every trace as GET /api/public/traces/{id} answers it (observations and scores included)."""
-        return [self._api.trace_view(trace_id, {}) for trace_id in self._api.traces.trace_ids()]
+        return [self._api.full_trace(trace, observations) for trace, observations in self._api.traces.traces()]
 
     def trace(self, trace_id: str) -> dict[str, Any] | None:
         """One trace as GET /api/public/traces/{id} answers it, or ``None``."""

@@ -128,9 +128,13 @@ class TraceStore:
             found += [self._observation(entry, trace) for entry in entries]
         return found
 
-    def trace_ids(self) -> list[str]:
-        """The ids of every trace, in order of first arrival."""
-        return list(self._by_trace())
+    def traces(self) -> list[tuple[dict[str, Any], list[Observation]]]:
+        """Every merged trace with its observations, in order of first arrival."""
+        found = []
+        for trace_id, entries in self._by_trace().items():
+            trace = self._trace(trace_id, entries)
+            found.append((trace, [self._observation(entry, trace) for entry in entries]))
+        return found
 
     def trace(self, trace_id: str) -> tuple[dict[str, Any], list[Observation]] | None:
         """The merged trace and its observations, or ``None`` when no span of it arrived."""

@@ -494,9 +494,11 @@ def test_stop_does_not_deadlock_on_a_hung_request_and_start_keeps_data(
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}{PROMPTS}/p", auth=auth, timeout=2)
 
-    standin.clear_faults()
     standin.start()
     assert standin.url == url
+    with pytest.raises(httpx.ReadTimeout):  # faults outlive a restart, like the data
+        httpx.get(f"{url}{PROMPTS}/p", auth=auth, timeout=0.2)
+    standin.clear_faults()
     assert httpx.get(f"{url}{PROMPTS}/p", auth=auth, timeout=5).json()["prompt"] == "x"
 
 

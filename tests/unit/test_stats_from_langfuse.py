@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -386,3 +387,15 @@ def test_cli_expected_errors_exit_1_with_one_line(fake: FakeLangfuse, args: list
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+
+
+def test_an_api_object_without_the_sdk_http_client_is_read_through_get_many(fake: FakeLangfuse) -> None:
+    scores, users = seed_experiment(fake)
+    sdk = fake.client()
+    plain = SimpleNamespace(observations=sdk.observations, scores=sdk.scores)  # no _client_wrapper
+    report = stats.from_langfuse("analyzer-v2", "helpfulness", client=plain, since="2025-01-01")
+    expected = stats.analyze(scores, users=users, control="A")
+    assert report.comparison("B").p_value == pytest.approx(expected.comparison("B").p_value)
+    assert report.source["scores_unjoined"] == 1
+    score_request = next(r for r in fake.requests if r.url.path.endswith("/scores"))
+    assert score_request.url.params["fromTimestamp"].startswith("2025-01-01T00:00:00")
