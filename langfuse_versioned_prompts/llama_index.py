@@ -47,6 +47,7 @@ try:
 
     # both names are re-exported by llama-index-core without ``__all__``, hence the ignores
     from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+    from llama_index.core.instrumentation.event_handlers import NullEventHandler
     from llama_index.core.instrumentation.events.base import (  # type: ignore[attr-defined]
         BaseEvent,
     )
@@ -350,7 +351,7 @@ def _listened() -> bool:
     """True when a handler other than LlamaIndex's no-op one would receive our events."""
     current: Any = dispatcher
     while current is not None:
-        if any(type(h).__name__ != "NullEventHandler" for h in current.event_handlers):
+        if any(not isinstance(h, NullEventHandler) for h in current.event_handlers):
             return True
         current = current.parent if current.propagate else None
     return False

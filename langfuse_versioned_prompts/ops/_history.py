@@ -141,8 +141,13 @@ def parse_log(name: str, stored: ResolvedPrompt) -> list[LabelMove]:
         ) from exc
 
 
-def append_history(admin: PromptAdmin, moves: Sequence[LabelMove]) -> None:
-    """Append ``moves`` (of one prompt) to its label history: one new companion version."""
+def append_history(
+    admin: PromptAdmin, moves: Sequence[LabelMove], *, log: Sequence[LabelMove] | None = None
+) -> None:
+    """Append ``moves`` (of one prompt) to its label history: one new companion version.
+
+    ``log`` is the history as read before the moves were made (read again when not given).
+    """
     moves = [m for m in moves if m.changed]
     if not moves:
         return
@@ -150,7 +155,8 @@ def append_history(admin: PromptAdmin, moves: Sequence[LabelMove]) -> None:
     if any(m.prompt != name for m in moves):
         raise ValueError("append_history takes the moves of one prompt at a time")
     try:
-        log = [*read_history(admin, name), *moves][-MAX_MOVES:]
+        earlier = read_history(admin, name) if log is None else log
+        log = [*earlier, *moves][-MAX_MOVES:]
         text = json.dumps(
             {"schema": HISTORY_SCHEMA, "prompt": name, "moves": [m.to_dict() for m in log]},
             indent=1, ensure_ascii=False,

@@ -66,17 +66,22 @@ def movable_label(label: str) -> str:
 
 def move_label(
     admin: PromptAdmin, name: str, label: str, version: int, *, action: Action,
-    actor: str | None = None, clock: Clock = utc_now,
+    actor: str | None = None, clock: Clock = utc_now, log: Sequence[LabelMove] | None = None,
 ) -> LabelMove:
-    """Put ``label`` on ``version`` of ``name`` and record the move; a no-op when it is there."""
+    """Put ``label`` on ``version`` of ``name`` and record the move; a no-op when it is there.
+
+    The history is read (``log``, when not given) before the label moves, so an unreadable
+    history stops the move before anything changes.
+    """
     movable_label(label)
     holder = admin.find(name, label=label, resolve=False)
     before = holder.version if holder is not None else None
     move = LabelMove(name, label, before, version, action, timestamp(clock), actor or default_actor())
     if not move.changed:
         return move
+    log = read_history(admin, name) if log is None else log
     admin.set_labels(name, version, [label])
-    append_history(admin, [move])
+    append_history(admin, [move], log=log)
     return move
 
 
@@ -110,9 +115,11 @@ def rollback(
         if target == current:
             raise RollbackError(f"prompt {name!r}: label {label!r} is already on version {current}")
         return move_label(admin, name, label, target, action="move", actor=actor, clock=clock)
-    target = rollback_target(read_history(admin, name), name=name, label=label, current=current)
+    log = read_history(admin, name)
+    target = rollback_target(log, name=name, label=label, current=current)
     admin.get(name, version=target, resolve=False)  # still there (versions can be deleted)
-    return move_label(admin, name, label, target, action="rollback", actor=actor, clock=clock)
+    return move_label(admin, name, label, target, action="rollback", actor=actor, clock=clock,
+                      log=log)
 
 
 def rollback_target(moves: Sequence[LabelMove], *, name: str, label: str, current: int) -> int:

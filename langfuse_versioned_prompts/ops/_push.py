@@ -27,7 +27,15 @@ from .._prompt import ResolvedPrompt
 from ..sources.local import LocalPromptStore
 from ._admin import PromptAdmin, chat_messages, same_content
 from ._errors import PushError
-from ._history import Clock, LabelMove, append_history, is_history_prompt, timestamp, utc_now
+from ._history import (
+    Clock,
+    LabelMove,
+    append_history,
+    is_history_prompt,
+    read_history,
+    timestamp,
+    utc_now,
+)
 from ._labels import default_actor, movable_label
 
 Status = Literal["new", "changed", "unchanged"]
@@ -121,9 +129,12 @@ def push(
     selected = select_names(store, names)
     newest = {name: store.versions(name)[-1] for name in selected}  # parse every file first
     plans: list[PushChange] = []
+    logs: dict[str, list[LabelMove]] = {}
     for name in selected:
         try:
             plans.append(_plan(admin, store, newest[name], labels, message))
+            if labels and plans[-1].writes:  # an unreadable history stops the push here
+                logs[name] = read_history(admin, name)
         except LVPError as exc:
             pending = [p.name for p in plans if p.writes] + [name]
             raise PushError(f"push stopped before writing anything: {exc}", pushed=[],
@@ -152,7 +163,7 @@ def push(
                              timestamp(clock), actor or default_actor())
             change = replace(change, label_move=move)
             try:
-                append_history(admin, [move])
+                append_history(admin, [move], log=logs.get(plan.name))
             except LVPError as exc:
                 raise PushError(str(exc), pushed=[c.name for c in done],
                                 not_pushed=not_pushed[1:]) from exc

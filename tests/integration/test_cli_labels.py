@@ -166,7 +166,9 @@ def test_unreadable_history_is_reported(server: LangfuseTestServer, name: str) -
     with pytest.raises(PromptFormatError, match="not a readable lvp label history"):
         ops.label_history(admin(server), name)
     failed(lvp(server, "rollback", name), "not a readable lvp label history")
-    assert lvp(server, "rollback", name, "--to-version", "2").exit_code == 1  # cannot record either
+    failed(lvp(server, "rollback", name, "--to-version", "2"), "not a readable lvp label history")
+    failed(lvp(server, "promote", name, "--from", "staging", "--to", "production"), "not readable")
+    assert holder(server, name, "production") == 1  # checked before moving: nothing moved
 
 
 def test_ops_promote_with_an_injected_clock_and_actor(server: LangfuseTestServer, name: str) -> None:

@@ -237,3 +237,30 @@ def test_bad_construction_names_the_problem(resolver: PromptResolver) -> None:
         VersionedPromptTemplate(name="nope", resolver=resolver)
     with pytest.raises(ConfigurationError, match="chat prompt"):
         VersionedPromptTemplate(name="chat", resolver=resolver).invoke({"persona": 1, "question": 2, "history": []})
+
+
+def test_variant_handler_never_raises_into_the_chain(resolver: PromptResolver) -> None:
+    from langfuse_versioned_prompts import VariantCallbackHandler
+
+    class Exploding:
+        @property
+        def _runs(self) -> dict[str, Any]:
+            raise RuntimeError("boom")
+
+    handler = VariantCallbackHandler(langfuse_handler=Exploding())
+    prompt = VersionedPromptTemplate(name="greet", resolver=resolver)
+    value = prompt.invoke({"name": "A"}, config={"callbacks": [handler], "metadata": {"user_id": "u"}})
+    assert value.to_string() == "Hello A!" and handler.stamped == 0
+
+
+def test_batch_assigns_each_input_by_its_own_user(resolver: PromptResolver) -> None:
+    experiment = Experiment("greet-ab", [Variant("A", version=1), Variant("B", version=2)])
+    prompt = VersionedPromptTemplate(name="greet", experiment=experiment, resolver=resolver)
+    users = [f"user-{i}" for i in range(40)]
+    configs: list[Any] = [{"metadata": {"langfuse_user_id": u}} for u in users]
+    values = prompt.batch([{"name": "x", "place": "y"}] * len(users), config=configs)
+    expected = {1: "Hello x!", 2: "Hi x, welcome to y."}
+    for user, value in zip(users, values, strict=True):
+        version = prompt.resolve(user_id=user).prompt.version
+        assert value.to_string() == expected[version]
+    assert len({v.to_string() for v in values}) == 2
