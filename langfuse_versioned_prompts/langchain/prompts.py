@@ -69,17 +69,19 @@ class _Versioned(BaseModel):
 
     def _values(self, input: Any) -> dict[str, Any]:
         input_variables: list[str] = self.input_variables  # type: ignore[attr-defined]
-        if not isinstance(input, dict):
-            if len(input_variables) != 1:
-                raise TypeError(
-                    f"{type(self).__name__} {self.name!r} expects a dict of {input_variables}, "
-                    f"got {type(input).__name__}"
-                )
-            input = {input_variables[0]: input}
+        values: dict[str, Any]
+        if isinstance(input, dict):
+            values = input
+        elif len(input_variables) == 1:
+            values = {input_variables[0]: input}
+        else:
+            raise TypeError(
+                f"{type(self).__name__} {self.name!r} expects a dict of {input_variables}, got {type(input).__name__}"
+            )
         if not self.partial_variables:  # type: ignore[attr-defined]
-            return input
+            return values
         merge: Callable[..., dict[str, Any]] = self._merge_partial_and_user_variables  # type: ignore[attr-defined]
-        return merge(**input)
+        return merge(**values)
 
     def _to_value(self, rendered: Any, prompt: ResolvedPrompt) -> PromptValue:
         raise NotImplementedError

@@ -136,8 +136,8 @@ def parse_log(name: str, stored: ResolvedPrompt) -> list[LabelMove]:
         return [LabelMove.from_dict(name, entry) for entry in data.get("moves", [])]
     except (ValueError, KeyError, TypeError) as exc:
         raise PromptFormatError(
-            f"{where} is not a readable lvp label history ({exc}); fix or delete that prompt "
-            "(lvp rollback needs it, or give --to-version)"
+            f"{where} is not a readable lvp label history ({exc}); label moves need it: restore "
+            "an earlier version of it as a new version, or delete that prompt to start afresh"
         ) from exc
 
 

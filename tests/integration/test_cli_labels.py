@@ -167,7 +167,7 @@ def test_unreadable_history_is_reported(server: LangfuseTestServer, name: str) -
         ops.label_history(admin(server), name)
     failed(lvp(server, "rollback", name), "not a readable lvp label history")
     failed(lvp(server, "rollback", name, "--to-version", "2"), "not a readable lvp label history")
-    failed(lvp(server, "promote", name, "--from", "staging", "--to", "production"), "not readable")
+    failed(lvp(server, "promote", name, "--from", "staging", "--to", "production"), "not a readable")
     assert holder(server, name, "production") == 1  # checked before moving: nothing moved
 
 
