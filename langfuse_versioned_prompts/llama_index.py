@@ -25,9 +25,9 @@ What served each call is recorded twice, and never raises into the pipeline:
   LlamaIndex event handlers. One per format: synthesizers also format once with empty values to
   measure the prompt, so a query usually dispatches more than one.
 
-Errors are typed (``MissingVariableError`` names prompt, version and variable), but LlamaIndex's
-refine loop (``refine`` and ``compact`` modes) catches every ``ValueError`` and only logs it as a
-warning, answering "Empty Response"; ``simple_summarize`` and direct calls raise.
+Errors are typed (``MissingVariableError`` names prompt, version and variable) and reach the
+caller in every response mode: render errors are not ``ValueError``s, which LlamaIndex's refine
+loop would swallow into "Empty Response".
 
 Formatting is synchronous (LlamaIndex calls ``format`` from async code too): a call that misses
 the memory cache reads the next layer in the calling thread; ``resolver.warm([...])`` at startup

@@ -13,10 +13,11 @@ from ._collect import ScoreCollector
 from ._errors import ExperimentNotFoundError, ScoreNotFoundError
 from ._langfuse import from_langfuse, parse_time
 from ._model import Comparison, SRMCheck, VariantSummary
+from ._power import required_sample_size
 from ._report import Report
 from ._seed import analyze_ab_results
 from ._sufficient import MeanStats, ProportionStats
-from ._tests import holm_adjust, proportions_test, required_sample_size, srm_check, welch_test
+from ._tests import holm_adjust, proportions_test, srm_check, welch_test
 
 __all__ = [
     "Comparison",

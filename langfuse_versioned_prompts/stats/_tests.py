@@ -9,7 +9,6 @@ Methods (each checked against scipy, statsmodels or gbstats in the golden tests)
   the difference (``confint_proportions_2indep(method="wald")``), delta-method lift CI on the
   normal distribution, Cohen's h with its arcsine-scale CI, Wilson CI for each rate.
 - Holm step-down adjustment; SRM by Pearson's chi-square goodness of fit.
-- Sample size by the normal approximation (Cohen's h for rates), as statsmodels' ``NormalIndPower``.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 from typing import Any
 
-from ._errors import ConfigurationError, check_confidence, check_probability
+from ._errors import ConfigurationError, check_confidence
 from ._model import Comparison, Interval, SRMCheck
 from ._sufficient import MeanStats, ProportionStats
 
@@ -28,7 +27,6 @@ __all__ = [
     "holm_adjust",
     "mean_ci",
     "proportions_test",
-    "required_sample_size",
     "srm_check",
     "welch_test",
 ]
@@ -353,48 +351,6 @@ def srm_check(
             "trustworthy"
         )
     return SRMCheck(**base, chi2=chi2, df=df, p_value=p, flagged=p < threshold, notes=tuple(notes))
-
-
-def required_sample_size(
-    mde: float,
-    *,
-    sd: float | None = None,
-    base_rate: float | None = None,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    comparisons: int = 1,
-) -> int:
-    """Units (users) needed per variant to detect an absolute difference ``mde``.
-
-    Give ``sd`` for continuous scores or ``base_rate`` for boolean ones. Two-sided test;
-    ``comparisons > 1`` splits ``alpha`` Bonferroni-style (conservative for Holm).
-
-    >>> required_sample_size(0.1, sd=1.0)
-    1570
-    >>> required_sample_size(0.05, base_rate=0.5)
-    1565
-    """
-    alpha = check_probability("alpha", alpha)
-    power = check_probability("power", power)
-    if isinstance(comparisons, bool) or not isinstance(comparisons, int) or comparisons < 1:
-        raise ConfigurationError(f"comparisons must be a positive integer, got {comparisons!r}")
-    if isinstance(mde, bool) or not isinstance(mde, (int, float)) or not math.isfinite(mde) or mde == 0:
-        raise ConfigurationError(f"mde must be a finite non-zero difference, got {mde!r}")
-    if (sd is None) == (base_rate is None):
-        raise ConfigurationError("give exactly one of sd= (continuous) or base_rate= (boolean)")
-    z_sum = _z(1.0 - alpha / comparisons) + _NORMAL.inv_cdf(power)
-    if sd is not None:
-        if not (isinstance(sd, (int, float)) and math.isfinite(sd) and sd > 0):
-            raise ConfigurationError(f"sd must be a positive number, got {sd!r}")
-        n = 2.0 * (z_sum * sd / mde) ** 2
-    else:
-        p0 = check_probability("base_rate", base_rate)
-        p1 = p0 + mde
-        if not 0.0 <= p1 <= 1.0:
-            raise ConfigurationError(f"base_rate + mde must lie in [0, 1], got {p1!r}")
-        h = 2.0 * math.asin(math.sqrt(p1)) - 2.0 * math.asin(math.sqrt(p0))
-        n = 2.0 * (z_sum / h) ** 2
-    return max(2, math.ceil(n - 1e-9))
 
 
 def mean_ci(stats: MeanStats | ProportionStats, confidence: float = 0.95) -> Interval | None:

@@ -25,7 +25,14 @@ _STATUS_ERROR = 2
 
 @dataclass(frozen=True)
 class SpanRecord:
-    """One exported span, with ids as lowercase hex and attribute values as Python values."""
+    """One exported span, with ids as lowercase hex and attribute values as Python values.
+
+    >>> from datetime import datetime, timezone
+    >>> span = SpanRecord("ab" * 16, "cd" * 8, None, "llm", datetime.now(timezone.utc), None,
+    ...                   {"langfuse.observation.prompt.version": 2})
+    >>> span.attributes["langfuse.observation.prompt.version"]
+    2
+    """
 
     trace_id: str
     span_id: str

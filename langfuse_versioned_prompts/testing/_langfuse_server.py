@@ -35,7 +35,11 @@ _MALFORMED_BODY = b'{"id": "truncated'
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One request the stand-in received; ``status`` is ``None`` while unanswered or if dropped."""
+    """One request the stand-in received; ``status`` is ``None`` while unanswered or if dropped.
+
+    >>> RecordedRequest("GET", "/api/public/v2/prompts/qa", {"label": ["staging"]}, 200).status
+    200
+    """
 
     method: str
     path: str

@@ -510,3 +510,12 @@ def test_chunked_request_body(standin: LangfuseTestServer, http: httpx.Client) -
     answer = http.post(PROMPTS, content=iter([body[:10], body[10:]]),
                        headers={"Content-Type": "application/json"})
     assert answer.status_code == 201 and standin.get_prompt(name, label="latest")["prompt"] == "streamed"
+
+
+def test_public_names_are_pinned() -> None:
+    import langfuse_versioned_prompts.testing as testing
+
+    assert sorted(testing.__all__) == [
+        "Fault", "FaultHandle", "LangfuseTestServer", "RecordedRequest", "RedisTestServer",
+        "RemoteLangfuse", "SpanRecord", "find_redis_server",
+    ]
