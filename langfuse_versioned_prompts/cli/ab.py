@@ -47,16 +47,12 @@ def _parse_weights(text: str | None) -> dict[str, float] | None:
         except ValueError:
             sep = ""
         if not sep or not name.strip():
-            raise ConfigurationError(
-                f"--weights expects NAME=WEIGHT pairs such as A=1,B=1, got {part!r}"
-            )
+            raise ConfigurationError(f"--weights expects NAME=WEIGHT pairs such as A=1,B=1, got {part!r}")
     return weights
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True, highlight=False).print(
-        f"[red]error:[/red] {escape(message)}", soft_wrap=True
-    )
+    Console(stderr=True, highlight=False).print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -90,12 +86,8 @@ def report_command(
         typer.Option("--experiment", "-e", help="Experiment name (trace tag ab:<name>=<variant>)."),
     ],
     score: Annotated[str, typer.Option("--score", "-s", help="Langfuse score name.")],
-    since: Annotated[
-        str | None, typer.Option(help="Traces since: 7d, 12h, 30m or an ISO date.")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option(help="Traces until: a duration ago or an ISO date.")
-    ] = None,
+    since: Annotated[str | None, typer.Option(help="Traces since: 7d, 12h, 30m or an ISO date.")] = None,
+    until: Annotated[str | None, typer.Option(help="Traces until: a duration ago or an ISO date.")] = None,
     per: Annotated[str, typer.Option(help="Analysis unit: user or observation.")] = "user",
     control: Annotated[str | None, typer.Option(help="Control variant.")] = None,
     weights: Annotated[
@@ -103,9 +95,7 @@ def report_command(
     ] = None,
     confidence: Annotated[float, typer.Option(help="Confidence level.")] = 0.95,
     metric: Annotated[str, typer.Option(help="auto, continuous or boolean.")] = "auto",
-    lower_is_better: Annotated[
-        bool, typer.Option("--lower-is-better", help="A lower score is better.")
-    ] = False,
+    lower_is_better: Annotated[bool, typer.Option("--lower-is-better", help="A lower score is better.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG plot to this path.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
@@ -153,6 +143,8 @@ def _print_report(console: Console, report: Any) -> None:
     for row in rows:
         table.add_row(*(escape(cell) for cell in row))
     console.print(table)
+    if report.data_line:
+        console.print(escape(report.data_line), soft_wrap=True)
     srm = report.srm
     if srm is not None and srm.p_value is not None:
         state = "[red]MISMATCH[/red]" if srm.flagged else "[green]ok[/green]"

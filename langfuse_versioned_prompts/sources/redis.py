@@ -5,11 +5,12 @@ Redis Cluster slot and can be read together)::
 
     lvp:{<quoted name>}:label:<label>          JSON payload, kept for the stale TTL (7 days)
     lvp:{<quoted name>}:version:<n>            same, for a pinned version
-    lvp:{<quoted name>}:label:<label>:fresh    marker whose Redis TTL is the freshness TTL
+    lvp:{<quoted name>}:label:<label>:fresh    the same payload, with the freshness TTL (15 minutes)
     lvp:{<quoted name>}:label:<label>:lock     fleet-wide single-flight lock (SET NX PX)
     lvp:{<quoted name>}:keys                   set of this prompt's payload keys, for invalidation
 
-Freshness lives in Redis's own key expiry, so processes need no shared wall clock. Every Redis
+Freshness lives in Redis's own key expiry, so processes need no shared wall clock, and a fresh hit
+is one GET, like reading the payload by hand; only an expired entry costs a second GET. Every Redis
 failure (down, slow, garbage) is counted and turns into a miss; after a failure the layer is
 skipped for ``retry_after`` seconds so a dead Redis costs one timeout per interval, not per call.
 """
@@ -226,7 +227,10 @@ class RedisCache:
             return None
         data_key = self.key(key)
         try:
-            raw, fresh = self.client.mget(data_key, data_key + ":fresh")
+            raw = self.client.get(data_key + ":fresh")
+            fresh = raw is not None
+            if raw is None:
+                raw = self.client.get(data_key)
         except Exception as exc:
             self._failed("GET", exc)
             return None
@@ -236,7 +240,7 @@ class RedisCache:
         if prompt is None:
             self.delete(key)
             return None
-        return Lookup(prompt, fresh is not None)
+        return Lookup(prompt, fresh)
 
     def set(self, key: PromptKey, prompt: ResolvedPrompt, ttl: float | None = None) -> bool:
         """Store ``prompt``; True when Redis took it."""
@@ -246,7 +250,7 @@ class RedisCache:
         try:
             pipe = self.client.pipeline(transaction=True)
             pipe.set(data_key, payload, px=stale_ms)
-            pipe.set(data_key + ":fresh", b"1", px=fresh_ms)
+            pipe.set(data_key + ":fresh", payload, px=fresh_ms)
             pipe.sadd(self.tag(key.name) + ":keys", data_key)
             pipe.execute()
         except Exception as exc:
@@ -306,7 +310,10 @@ class RedisCache:
             return None
         data_key = self.key(key)
         try:
-            raw, fresh = await self._async_client().mget(data_key, data_key + ":fresh")
+            raw = await self._async_client().get(data_key + ":fresh")
+            fresh = raw is not None
+            if raw is None:
+                raw = await self._async_client().get(data_key)
         except Exception as exc:
             self._failed("GET", exc)
             return None
@@ -316,7 +323,7 @@ class RedisCache:
         if prompt is None:
             await self.adelete(key)
             return None
-        return Lookup(prompt, fresh is not None)
+        return Lookup(prompt, fresh)
 
     async def aset(self, key: PromptKey, prompt: ResolvedPrompt, ttl: float | None = None) -> bool:
         """Async twin of ``set``."""
@@ -326,7 +333,7 @@ class RedisCache:
         try:
             pipe = self._async_client().pipeline(transaction=True)
             pipe.set(data_key, payload, px=stale_ms)
-            pipe.set(data_key + ":fresh", b"1", px=fresh_ms)
+            pipe.set(data_key + ":fresh", payload, px=fresh_ms)
             pipe.sadd(self.tag(key.name) + ":keys", data_key)
             await pipe.execute()
         except Exception as exc:

@@ -55,7 +55,7 @@ def check_weights(weights: Mapping[str, float] | None, names: Sequence[str]) -> 
 
 
 def analyze(
-    data: Mapping[str, VariantData],
+    data: Mapping[str, VariantData] | ScoreCollector,
     *,
     control: str | None = None,
     users: Mapping[str, Sequence[Hashable | None]] | None = None,
@@ -71,11 +71,16 @@ def analyze(
 
     Boolean scores get a two-proportion test, numbers a Welch t-test; with ``users`` (ids parallel
     to each variant's scores) each user's scores are averaged first, unless ``per="observation"``.
+    ``data`` may also be a ``ScoreCollector`` that scores were streamed into (its ``per`` applies).
 
     >>> report = analyze({"A": [3, 4, 5, 4, 3], "B": [5, 6, 5, 6, 7]}, control="A")
     >>> report.winner
     'B'
     """
+    if isinstance(data, ScoreCollector):
+        return _analyze_collector(
+            data, control, users, weights, confidence, metric, higher_is_better, score, experiment
+        )
     if not isinstance(data, Mapping) or not data:
         raise ConfigurationError("data must be a non-empty mapping of variant name to scores")
     names = list(data)
@@ -109,6 +114,35 @@ def analyze(
         collected,
         control=control,
         weights=weights,
+        confidence=confidence,
+        higher_is_better=higher_is_better,
+        score=score,
+        experiment=experiment,
+    )
+
+
+def _analyze_collector(
+    collector: ScoreCollector,
+    control: str | None,
+    users: object,
+    weights: Mapping[str, float] | None,
+    confidence: float,
+    metric: str,
+    higher_is_better: bool,
+    score: str | None,
+    experiment: str | None,
+) -> Report:
+    names = collector.variants
+    if not names:
+        raise ConfigurationError("the ScoreCollector has no variants: add scores first")
+    if users is not None:
+        raise ConfigurationError("users= does not apply to a ScoreCollector: pass user= to its add()")
+    confidence = check_confidence(confidence)
+    chosen = check_metric(metric)
+    return build_report(
+        collector.collect(chosen),
+        control=_check_control(control, names),
+        weights=check_weights(weights, names),
         confidence=confidence,
         higher_is_better=higher_is_better,
         score=score,

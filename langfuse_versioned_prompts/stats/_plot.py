@@ -38,6 +38,7 @@ def plot_report(report: Report, path: Path) -> Path:
             continue
         low, high = s.ci if s.ci is not None else (s.mean, s.mean)
         left.errorbar([s.mean], [y], xerr=[[s.mean - low], [high - s.mean]], fmt="o", color=color, capsize=4)
+    left.set_ylim(-0.6, len(names) - 0.4)
     left.set_yticks(ys, [f"{n}{' (control)' if n == report.control else ''}" for n in names])
     unit = "rate" if report.metric == "boolean" else "mean"
     left.set_xlabel(f"{report.score or 'score'} {unit} per {report.per} ({level})")
@@ -64,6 +65,7 @@ def plot_report(report: Report, path: Path) -> Path:
             color=color,
             capsize=4,
         )
+    right.set_ylim(-0.6, max(1, len(rows)) - 0.4)
     right.set_yticks(cys, [f"{c.variant} vs {c.control}" for c in rows])
     right.set_xlabel(f"{'lift %' if use_lift else 'difference'} ({level})")
     right.set_title("Against control" + (" (green: significant)" if rows else ": nothing to compare"))

@@ -108,6 +108,18 @@ class Report:
         return plot_report(self, Path(path))
 
     @property
+    def data_line(self) -> str:
+        """What was read from Langfuse (empty for data given directly)."""
+        src = self.source
+        if "traces" not in src:
+            return ""
+        return (
+            f"Data: {src['traces']} traces in the experiment; {src.get('scores_read', 0)} scores read, "
+            f"{src.get('scores_joined', 0)} joined to a variant, {src.get('scores_unjoined', 0)} on other traces, "
+            f"{src.get('scores_skipped', 0)} skipped"
+        )
+
+    @property
     def title(self) -> str:
         """One line naming the experiment, score, unit and confidence."""
         parts = ["A/B report"]
@@ -129,6 +141,8 @@ class Report:
 
         out = [self.title, line(headers), line(["-" * w for w in widths])]
         out.extend(line(r) for r in rows)
+        if self.data_line:
+            out.append(self.data_line)
         if self.srm is not None and self.srm.p_value is not None:
             state = "MISMATCH" if self.srm.flagged else "ok"
             out.append(f"Sample ratio check: chi2={self.srm.chi2:.3f}, p={format_p(self.srm.p_value)} ({state})")

@@ -8,8 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from langfuse_versioned_prompts import (
     LangfuseSource,

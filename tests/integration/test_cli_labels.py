@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from langfuse_versioned_prompts import PromptFormatError, ops
 from langfuse_versioned_prompts.cli import app

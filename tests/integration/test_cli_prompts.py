@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from langfuse_versioned_prompts import LocalPromptStore, PromptKey, ops
 from langfuse_versioned_prompts.cli import app
@@ -371,3 +370,23 @@ def test_every_command_has_help() -> None:
         assert result.exit_code == 0, (command, result.output)
         assert "Usage:" in result.stdout
     assert "lvp-label-history/NAME" in CliRunner().invoke(app, ["rollback", "--help"]).stdout
+
+
+def test_ab_is_mounted_lazily_with_a_clear_message_without_the_stats_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = CliRunner().invoke(app, ["ab", "--help"])
+    assert result.exit_code == 0 and "report" in result.stdout
+    monkeypatch.setitem(__import__("sys").modules, "langfuse_versioned_prompts.cli.ab", None)
+    failed(CliRunner().invoke(app, ["ab", "report"]), "pip install 'langfuse-versioned-prompts[stats]'")
+    assert CliRunner().invoke(app, ["push", "--help"]).exit_code == 0
+
+
+def test_push_with_a_label_checks_the_label_history_before_writing(
+    server: LangfuseTestServer, files: Path, p: str
+) -> None:
+    server.create_prompt(f"lvp-label-history/{p}/a", "garbage")
+    posts = server.count("POST", PROMPTS)
+    failed(lvp(server, "push", str(files), "--label", "production"), "before writing anything",
+           "not a readable lvp label history")
+    assert server.count("POST", PROMPTS) == posts

@@ -125,7 +125,9 @@ def test_three_variants_are_holm_corrected() -> None:
     _, expected, _, _ = multipletests(raw, method="holm")
     adjusted = [report.comparison(n).p_value_adjusted for n in "BCD"]
     assert adjusted == pytest.approx(list(expected))
-    assert all(report.comparison(n).significant == (p < 0.05) for n, p in zip("BCD", adjusted, strict=True))
+    assert all(
+        report.comparison(n).significant == (p is not None and p < 0.05) for n, p in zip("BCD", adjusted, strict=True)
+    )
     assert any("Holm" in n for n in report.notes)
 
 
@@ -355,3 +357,50 @@ def test_missing_scipy_says_which_extra_to_install(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "scipy.stats", None)
     with pytest.raises(ImportError, match=r"pip install 'langfuse-versioned-prompts\[stats\]'"):
         stats.welch_test(MeanStats.of(A), MeanStats.of(B))
+
+
+def test_a_score_collector_can_be_analysed_directly() -> None:
+    collector = stats.ScoreCollector(per="user")
+    for i, (a, b) in enumerate(zip(A, B, strict=True)):
+        collector.add("A", a, user=f"a{i % 4}")
+        collector.add("B", b, user=f"b{i % 4}")
+    report = stats.analyze(collector, control="A", weights={"A": 1, "B": 1})
+    assert report.per == "user" and report.variant("A").n == 4 and report.variant("A").observations == 8
+    with pytest.raises(ConfigurationError, match="users= does not apply"):
+        stats.analyze(collector, users={"A": []})
+    with pytest.raises(ConfigurationError, match="no variants"):
+        stats.analyze(stats.ScoreCollector())
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "langfuse_versioned_prompts.stats",
+        "langfuse_versioned_prompts.stats._analyze",
+        "langfuse_versioned_prompts.stats._collect",
+        "langfuse_versioned_prompts.stats._langfuse",
+        "langfuse_versioned_prompts.stats._power",
+        "langfuse_versioned_prompts.stats._report",
+        "langfuse_versioned_prompts.stats._seed",
+        "langfuse_versioned_prompts.stats._sufficient",
+        "langfuse_versioned_prompts.stats._tests",
+    ],
+)
+def test_docstring_examples(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_the_example_runs_offline_on_labelled_simulated_data() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "ab_analysis.py"
+    out = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.startswith("SIMULATED DATA")
+    assert "Decision:" in out.stdout
+    plot = next(line for line in out.stdout.splitlines() if line.startswith("Plot written to "))
+    path = Path(plot.removeprefix("Plot written to "))
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    path.unlink()
+    path.parent.rmdir()

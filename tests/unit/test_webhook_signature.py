@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -127,14 +128,14 @@ def fake() -> FakeRedis:
 def call(app: WebhookApp, method: str = "POST", path: str = "/", body: bytes = BODY,
          headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     """Run the ASGI app on one request; returns status and JSON body."""
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
     chunks = [body[:10], body[10:]]
 
     async def receive() -> dict[str, Any]:
         chunk = chunks.pop(0) if chunks else b""
         return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     scope = {"type": "http", "method": method, "path": path, "root_path": "",
@@ -220,7 +221,7 @@ def test_lifespan_is_answered() -> None:
     async def receive() -> dict[str, Any]:
         return messages.pop(0)
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message["type"])
 
     asyncio.run(app({"type": "lifespan"}, receive, send))
