@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from langfuse_versioned_prompts._errors import ConfigurationError
+from langfuse_versioned_prompts import ConfigurationError
 from langfuse_versioned_prompts.testing import RedisTestServer, find_redis_server
 
 pytestmark = pytest.mark.redis

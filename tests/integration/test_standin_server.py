@@ -23,8 +23,7 @@ import pytest
 from langfuse import Langfuse, propagate_attributes
 from langfuse.api import NotFoundError
 
-# TODO(lead): import these from langfuse_versioned_prompts once __init__ exports them
-from langfuse_versioned_prompts._errors import (
+from langfuse_versioned_prompts import (
     ConfigurationError,
     PromptNotFoundError,
     SourceUnavailableError,

@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from langfuse_versioned_prompts._errors import (
+from langfuse_versioned_prompts import (
     ConfigurationError,
     PromptFormatError,
     PromptNotFoundError,
