@@ -19,6 +19,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 logger = logging.getLogger(__name__)
 
+_OUR_TEMPLATES = ("VersionedPromptTemplate", "VersionedChatPromptTemplate")
+
 TRACE_KEYS = (
     "prompt_name",
     "prompt_version",
@@ -85,8 +87,8 @@ class VariantCallbackHandler(BaseCallbackHandler):
         """Stamp runs whose metadata was set by hand (our templates stamp through ``stamp``)."""
         if not metadata or "prompt_name" not in metadata or "prompt_version" not in metadata:
             return
-        if "langfuse_prompt" in metadata:
-            return  # one of our templates: it calls ``stamp`` inside the run
+        if (serialized or {}).get("id", [""])[-1] in _OUR_TEMPLATES:
+            return  # our templates call ``stamp`` inside the run, where the span is known
         try:
             self._write(_current_span(), metadata)
         except Exception:

@@ -64,6 +64,11 @@ class _Versioned(BaseModel):
         """What this template asks for."""
         return self._spec
 
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """Not loadable by ``langchain_core.load``: a template needs a live resolver."""
+        return False
+
     def _resolver(self) -> PromptResolver:
         return self.resolver or default_resolver()
 

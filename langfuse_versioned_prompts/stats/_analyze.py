@@ -9,7 +9,7 @@ from typing import Any
 
 from ._collect import Collected, MetricChoice, ScoreCollector, check_metric, check_per
 from ._errors import ConfigurationError, check_confidence
-from ._model import Comparison, SRMCheck, VariantSummary
+from ._model import Comparison, MetricKind, SRMCheck, VariantSummary
 from ._report import Report, format_ci, format_number, format_p
 from ._sufficient import MeanStats, ProportionStats, Stats
 from ._tests import holm_adjust, mean_ci, proportions_test, srm_check, welch_test
@@ -185,7 +185,7 @@ def _merge(
         kinds.add(collected.kind)
     if metric == "boolean" and "continuous" in kinds:
         raise ConfigurationError("metric='boolean' but some variants hold numeric statistics")
-    kind = "continuous" if metric == "continuous" or "continuous" in kinds else "boolean"
+    kind: MetricKind = "continuous" if metric == "continuous" or "continuous" in kinds else "boolean"
     if metric == "auto" and len(kinds) > 1:
         raise ConfigurationError(
             "variants mix boolean and numeric data; pass metric='continuous' to treat booleans as 0/1 numbers"
@@ -203,9 +203,9 @@ def _merge(
         if kind == "continuous" and isinstance(item, ProportionStats):
             item = item.to_mean_stats()
         stats[name] = item
-    base = collected or Collected("continuous", "user", {}, {})
-    per = base.per if collected is not None else "user"
-    return Collected(kind, per, stats, observations, base.warnings, base.notes)  # type: ignore[arg-type]
+    if collected is None:
+        return Collected(kind, "user", stats, observations)
+    return Collected(kind, collected.per, stats, observations, collected.warnings, collected.notes)
 
 
 def build_report(
