@@ -8,7 +8,7 @@ Starlette, or run it with ``lvp webhook serve``) that:
    (constant-time compare; older than ``tolerance`` seconds, or seen before, is a replay);
 2. deletes the prompt's L2 keys (``RedisCache.invalidate_prompt``);
 3. publishes the prompt name on the Redis channel, so every ``InvalidationSubscriber`` drops it
-   from its process's L1.
+   from its process's L1 (run one per process: ``InvalidationSubscriber(resolver).start()``).
 
 Answers: 200 JSON on success (and for events that are not about prompts), 401 unsigned, forged or
 replayed, 400 malformed body, 404 other paths, 405 other methods, 413 body too large, 503 when
@@ -32,15 +32,17 @@ from typing import Any
 from urllib.parse import unquote
 
 from ._errors import ConfigurationError, LVPError
-from ._invalidation import DEFAULT_CHANNEL, publish_invalidation
+from ._invalidation import DEFAULT_CHANNEL, InvalidationSubscriber, publish_invalidation
 from .sources.redis import RedisCache
 
 __all__ = [
     "DEFAULT_CHANNEL",
     "SIGNATURE_HEADER",
+    "InvalidationSubscriber",
     "WebhookApp",
     "WebhookServer",
     "WebhookSignatureError",
+    "publish_invalidation",
     "sign",
     "verify_signature",
     "webhook_app",

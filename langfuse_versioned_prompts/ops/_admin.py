@@ -204,6 +204,10 @@ class PromptAdmin:
             ) from exc
         if status is not None and 400 <= status < 500 and status not in (408, 429):
             raise ConfigurationError(f"{doing}: Langfuse rejected the request (HTTP {status}): {detail}") from exc
+        if status is not None and 200 <= status < 300:
+            raise SourceUnavailableError(
+                f"{doing}: Langfuse answered HTTP {status} with an unreadable body: {detail}"
+            ) from exc
         if status is not None:
             raise SourceUnavailableError(f"{doing}: Langfuse answered HTTP {status}: {detail}") from exc
         raise SourceUnavailableError(
