@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _settings as settings
 from ._counters import Counters
@@ -49,6 +49,9 @@ from .sources.langfuse import LangfuseSource
 from .sources.local import LocalPromptStore
 from .sources.memory import MemoryCache
 from .sources.redis import RedisCache
+
+if TYPE_CHECKING:
+    from ._invalidation import InvalidationSubscriber
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +104,7 @@ class PromptResolver:
         self._refreshing: set[PromptKey] = set()
         self._refresh_failed: dict[PromptKey, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._subscriber: InvalidationSubscriber | None = None
         self._lock = threading.Lock()
 
     # -- construction -------------------------------------------------------------------------
@@ -109,7 +113,9 @@ class PromptResolver:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> PromptResolver:
         """Build from the environment: LANGFUSE_* for Langfuse, REDIS_URL for Redis, LVP_* settings.
 
-        Keyword arguments replace any layer or setting (``redis=None`` turns Redis off).
+        With Redis, the resolver listens for fleet-wide invalidations on ``LVP_INVALIDATION_CHANNEL``
+        (default ``lvp:invalidate``; set it to ``off`` to disable). Keyword arguments replace any
+        layer or setting (``redis=None`` turns Redis off).
         """
         env = os.environ if environ is None else environ
         layers: dict[str, Any] = {
@@ -129,7 +135,11 @@ class PromptResolver:
                 timeout=_env_number(env, "LVP_LANGFUSE_TIMEOUT", LANGFUSE_TIMEOUT_SECONDS, float)
             )
         layers.update(overrides)
-        return cls(**layers)
+        resolver = cls(**layers)
+        channel = env.get("LVP_INVALIDATION_CHANNEL")
+        if resolver.redis is not None and resolver.redis.url and channel != "off":
+            resolver.subscribe_invalidations(channel or None)
+        return resolver
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -228,6 +238,19 @@ class PromptResolver:
                 results[key] = exc
         return results
 
+    def subscribe_invalidations(self, channel: str | None = None) -> InvalidationSubscriber:
+        """Drop prompts from L1 when their names are published on Redis (webhook, ``lvp cache``).
+
+        Starts (once) a daemon thread on this resolver's Redis; ``close()`` stops it.
+        """
+        from ._invalidation import DEFAULT_CHANNEL, InvalidationSubscriber
+
+        with self._lock:
+            if self._subscriber is None:
+                self._subscriber = InvalidationSubscriber(self, channel=channel or DEFAULT_CHANNEL)
+            subscriber = self._subscriber
+        return subscriber.start()
+
     def stats(self) -> dict[str, dict[str, int]]:
         """Counters per layer: hits, misses, stale_served, errors, refreshes, refresh_errors, fallbacks."""
         counts = self.counters.snapshot()
@@ -237,7 +260,9 @@ class PromptResolver:
         return counts
 
     def close(self) -> None:
-        """Stop background refreshes and close the Redis client."""
+        """Stop background refreshes and the invalidation listener; close the Redis client."""
+        if self._subscriber is not None:
+            self._subscriber.stop()
         if isinstance(self._executor, concurrent.futures.ThreadPoolExecutor):
             self._executor.shutdown(wait=False, cancel_futures=True)
         if self.redis is not None:

@@ -8,6 +8,7 @@ Redis Cluster slot and can be read together)::
     lvp:{<quoted name>}:label:<label>:fresh    the same payload, with the freshness TTL (15 minutes)
     lvp:{<quoted name>}:label:<label>:lock     fleet-wide single-flight lock (SET NX PX)
     lvp:{<quoted name>}:keys                   set of this prompt's payload keys, for invalidation
+    lvp:{<quoted name>}:dependents             payload keys of prompts embedding this one
 
 Freshness lives in Redis's own key expiry, so processes need no shared wall clock, and a fresh hit
 is one GET, like reading the payload by hand; only an expired entry costs a second GET. Every Redis
@@ -36,7 +37,7 @@ from .._settings import (
     REDIS_STALE_TTL_SECONDS,
     REDIS_TTL_SECONDS,
 )
-from .memory import Lookup, check_ttl
+from .memory import Lookup, check_ttl, referenced_names
 
 logger = logging.getLogger(__name__)
 
@@ -253,6 +254,8 @@ class RedisCache:
             pipe.set(data_key + ":fresh", payload, px=fresh_ms)
             pipe.sadd(self.tag(key.name) + ":keys", data_key)
             pipe.execute()
+            for name in referenced_names(prompt):  # another slot in a cluster: outside the MULTI
+                self.client.sadd(self.tag(name) + ":dependents", data_key)
         except Exception as exc:
             self._failed("SET", exc)
             return False
@@ -267,16 +270,21 @@ class RedisCache:
             self._failed("DEL", exc)
 
     def invalidate_prompt(self, name: str) -> int:
-        """Drop every cached key of prompt ``name``; returns how many payloads were dropped."""
-        index = self.tag(name) + ":keys"
+        """Drop every cached key of prompt ``name`` and of the prompts embedding it.
+
+        Returns how many payloads were dropped. Keys of one prompt share a cluster slot, so each
+        prompt's keys are deleted in a call of their own.
+        """
+        dropped = 0
         try:
-            members = [m.decode() if isinstance(m, bytes) else m for m in self.client.smembers(index)]
-            if members:
-                self.client.delete(*members, *(m + ":fresh" for m in members), index)
+            for index in (self.tag(name) + ":keys", self.tag(name) + ":dependents"):
+                members = sorted(m.decode() if isinstance(m, bytes) else m for m in self.client.smembers(index))
+                for member in members:
+                    dropped += self.client.delete(member, member + ":fresh") > 0
+                self.client.delete(index)
         except Exception as exc:
             self._failed("invalidate", exc)
-            return 0
-        return len(members)
+        return dropped
 
     def acquire(self, key: PromptKey) -> str | None:
         """Take the fleet-wide fetch lock of ``key``: a token, or ``None`` if another holds it.
@@ -336,6 +344,8 @@ class RedisCache:
             pipe.set(data_key + ":fresh", payload, px=fresh_ms)
             pipe.sadd(self.tag(key.name) + ":keys", data_key)
             await pipe.execute()
+            for name in referenced_names(prompt):
+                await self._async_client().sadd(self.tag(name) + ":dependents", data_key)
         except Exception as exc:
             self._failed("SET", exc)
             return False

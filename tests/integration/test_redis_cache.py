@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -168,3 +169,51 @@ def test_404_evicts_the_key_from_memory_and_redis(
         resolver.get("p")
     key = PromptKey.create("p")
     assert key not in resolver.memory and resolver.redis.get(key) is None  # type: ignore[union-attr]
+
+
+def test_a_change_to_a_prompt_invalidates_the_prompts_embedding_it(
+    langfuse_server: LangfuseTestServer, langfuse_client: Any, redis_url: str
+) -> None:
+    langfuse_server.create_prompt("base", "be brief", labels=["production"])
+    langfuse_server.create_prompt(
+        "composed", "Rules: @@@langfusePrompt:name=base|label=production@@@", labels=["production"]
+    )
+    resolver = PromptResolver(langfuse=LangfuseSource(langfuse_client), redis=RedisCache.from_url(redis_url))
+    composed = resolver.get("composed", version=1)
+    assert composed.render() == "Rules: be brief" and composed.resolution_graph
+    assert not composed.is_pinned_immutable, "a pinned version embedding a label can change"
+    langfuse_server.create_prompt("base", "be thorough", labels=["production"])
+    other_process = PromptResolver(langfuse=LangfuseSource(langfuse_client), redis=RedisCache.from_url(redis_url))
+    assert other_process.get("composed", version=1).render() == "Rules: be brief", "served from L2 until invalidated"
+    resolver.invalidate_prompt("base")  # what the webhook receiver does for a change to `base`
+    assert other_process.redis.get(PromptKey.create("composed", version=1)) is None  # type: ignore[union-attr]
+    other_process.memory.clear()
+    assert other_process.get("composed", version=1).render() == "Rules: be thorough"
+
+
+def test_from_env_listens_for_fleet_invalidations(
+    langfuse_server: LangfuseTestServer, langfuse_client: Any, redis_url: str, tmp_path: Any
+) -> None:
+    from langfuse_versioned_prompts._invalidation import publish_invalidation
+
+    env = {"REDIS_URL": redis_url, "LVP_PROMPTS_DIR": str(tmp_path), "LVP_MEMORY_TTL": "600"}
+    resolver = PromptResolver.from_env(env, langfuse=LangfuseSource(langfuse_client))
+    quiet = PromptResolver.from_env(
+        {**env, "LVP_INVALIDATION_CHANNEL": "off"}, langfuse=LangfuseSource(langfuse_client)
+    )
+    try:
+        assert resolver._subscriber is not None and resolver._subscriber.wait_ready(5)
+        assert quiet._subscriber is None
+        langfuse_server.create_prompt("p", "v1", labels=["production"])
+        assert resolver.get("p").version == 1
+        langfuse_server.create_prompt("p", "v2", labels=["production"])
+        resolver.redis.invalidate_prompt("p")  # type: ignore[union-attr]
+        publish_invalidation(resolver.redis.client, "p")  # type: ignore[union-attr]
+        for _ in range(200):  # the listener thread drops the L1 entry within milliseconds
+            if PromptKey.create("p") not in resolver.memory:
+                break
+            threading.Event().wait(0.01)
+        assert resolver.get("p").version == 2
+    finally:
+        resolver.close()
+        quiet.close()
