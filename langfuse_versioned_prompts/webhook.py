@@ -8,7 +8,8 @@ Starlette, or run it with ``lvp webhook serve``) that:
    (constant-time compare; older than ``tolerance`` seconds, or seen before, is a replay);
 2. deletes the prompt's L2 keys (``RedisCache.invalidate_prompt``);
 3. publishes the prompt name on the Redis channel, so every ``InvalidationSubscriber`` drops it
-   from its process's L1 (run one per process: ``InvalidationSubscriber(resolver).start()``).
+   from its process's L1 (``PromptResolver.from_env()`` with REDIS_URL starts one; otherwise call
+   ``resolver.subscribe_invalidations()``).
 
 Answers: 200 JSON on success (and for events that are not about prompts), 401 unsigned, forged or
 replayed, 400 malformed body, 404 other paths, 405 other methods, 413 body too large, 503 when
