@@ -74,6 +74,11 @@ class CircuitBreaker:
                 self._opened_at = self.timer()
                 self._trial_running = False
 
+    def abandon_trial(self) -> None:
+        """A call ended without an answer (cancelled): let the next call be the trial."""
+        with self._lock:
+            self._trial_running = False
+
     def retry_in(self) -> float:
         """Seconds until the next trial call is allowed (0 when closed)."""
         opened = self._opened_at

@@ -6,14 +6,17 @@ Shared by the LangChain and LlamaIndex templates; pure decisions around the reso
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ._errors import ConfigurationError, RenderError
+from ._errors import ConfigurationError, LVPError, RenderError
 from ._prompt import ResolvedPrompt
 from .resolver import PromptResolver
 from .variants import Assignment, Experiment, assign_variant
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +58,24 @@ class Selection(NamedTuple):
         """The run metadata that says what served this call."""
         prompt, assignment = self.prompt, self.assignment
         data = dict(prompt.run_metadata)
-        if self.fallback_from is not None:
+        if self.fallback_from is not None:  # marked, not linked, as Langfuse treats fallbacks
             data["prompt_is_fallback"] = True
+            data.pop("langfuse_prompt", None)
         if assignment is not None:
             data["ab_experiment"] = assignment.experiment.name
             data["ab_variant"] = assignment.variant.name
         return data
+
+
+def _remote_experiment(spec: PromptSpec, base: ResolvedPrompt) -> Experiment | None:
+    """The experiment in the base prompt's config; a broken one is logged and ignored."""
+    if spec.version is not None:
+        return None
+    try:
+        return base.experiment
+    except ConfigurationError as exc:
+        logger.warning("Ignoring the experiment in %s v%s: %s", base.name, base.version, exc)
+        return None
 
 
 def _variant_request(spec: PromptSpec, assignment: Assignment) -> tuple[str | None, int | None]:
@@ -81,7 +96,7 @@ def select(
     experiment = spec.experiment
     if experiment is None:
         base = resolver.get(spec.name, label=spec.label, version=spec.version)
-        experiment = base.experiment if spec.version is None else None
+        experiment = _remote_experiment(spec, base)
         if experiment is None:
             return Selection(base, None)
     assignment = assign_variant(experiment, user_id, session_id, rng=rng)
@@ -100,7 +115,7 @@ async def aselect(
     experiment = spec.experiment
     if experiment is None:
         base = await resolver.aget(spec.name, label=spec.label, version=spec.version)
-        experiment = base.experiment if spec.version is None else None
+        experiment = _remote_experiment(spec, base)
         if experiment is None:
             return Selection(base, None)
     assignment = assign_variant(experiment, user_id, session_id, rng=rng)
@@ -118,7 +133,10 @@ def render(
         if spec.fallback is None:
             raise
         label, version = spec.fallback_request()
-        fallback = resolver.get(spec.name, label=label, version=version)
+        try:
+            fallback = resolver.get(spec.name, label=label, version=version)
+        except LVPError as lookup:
+            raise exc from lookup
         return _render_fallback(selection, fallback, values, exc)
 
 
@@ -132,7 +150,10 @@ async def arender(
         if spec.fallback is None:
             raise
         label, version = spec.fallback_request()
-        fallback = await resolver.aget(spec.name, label=label, version=version)
+        try:
+            fallback = await resolver.aget(spec.name, label=label, version=version)
+        except LVPError as lookup:
+            raise exc from lookup
         return _render_fallback(selection, fallback, values, exc)
 
 
@@ -154,7 +175,7 @@ def input_variables_of(resolver: PromptResolver, spec: PromptSpec) -> list[str]:
     experiment = spec.experiment
     if experiment is None:
         base = resolver.get(spec.name, label=spec.label, version=spec.version)
-        experiment = base.experiment if spec.version is None else None
+        experiment = _remote_experiment(spec, base)
         if experiment is None:
             return [*base.variables, *base.placeholders]
     for variant in experiment.variants:

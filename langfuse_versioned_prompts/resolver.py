@@ -100,7 +100,8 @@ class PromptResolver:
         self._executor = executor
         self._keys: dict[tuple[str, str | None, int | None], PromptKey] = {}
         self._flights: dict[PromptKey, concurrent.futures.Future[ResolvedPrompt]] = {}
-        self._aflights: dict[tuple[int, PromptKey], asyncio.Future[ResolvedPrompt]] = {}
+        self._aflights: dict[tuple[int, PromptKey], asyncio.Task[ResolvedPrompt]] = {}
+        self._generations: dict[str, int] = {}
         self._refreshing: set[PromptKey] = set()
         self._refresh_failed: dict[PromptKey, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -132,6 +133,7 @@ class PromptResolver:
             )
         if env.get("LANGFUSE_PUBLIC_KEY") and env.get("LANGFUSE_SECRET_KEY"):
             layers["langfuse"] = LangfuseSource.from_env(
+                environ,
                 timeout=_env_number(env, "LVP_LANGFUSE_TIMEOUT", LANGFUSE_TIMEOUT_SECONDS, float)
             )
         layers.update(overrides)
@@ -172,7 +174,7 @@ class PromptResolver:
                 return hit.prompt
             self.counters.add("memory", "stale_served")
             self._schedule_refresh(key)
-            return hit.prompt.replace(is_stale=True)
+            return hit.prompt
         self.counters.add("memory", "misses")
         return self._single_flight(key)
 
@@ -185,33 +187,27 @@ class PromptResolver:
                 return hit.prompt
             self.counters.add("memory", "stale_served")
             self._schedule_arefresh(key)
-            return hit.prompt.replace(is_stale=True)
+            return hit.prompt
         self.counters.add("memory", "misses")
         loop = asyncio.get_running_loop()
         flight_key = (id(loop), key)
         flight = self._aflights.get(flight_key)
-        if flight is not None:
-            return await asyncio.shield(flight)
-        flight = loop.create_future()
-        self._aflights[flight_key] = flight
-        try:
-            prompt = await self._aload(key)
-        except asyncio.CancelledError:
-            flight.cancel()
-            raise
-        except BaseException as exc:
-            flight.set_exception(exc)
-            flight.exception()  # retrieved: no "never retrieved" warning when nobody waited
-            raise
-        else:
-            flight.set_result(prompt)
-            return prompt
-        finally:
+        if flight is None:  # the load runs as its own task: cancelling one caller cancels no other
+            flight = loop.create_task(self._aload(key, generation=self._generation(key)))
+            self._aflights[flight_key] = flight
+            flight.add_done_callback(lambda done: self._flight_done(flight_key, done))
+        return await asyncio.shield(flight)
+
+    def _flight_done(self, flight_key: tuple[int, PromptKey], flight: asyncio.Task[ResolvedPrompt]) -> None:
+        if self._aflights.get(flight_key) is flight:
             del self._aflights[flight_key]
+        if not flight.cancelled():
+            flight.exception()  # retrieved: no warning when every caller was cancelled
 
     def invalidate(self, name: str, label: str | None = None, version: int | None = None) -> PromptKey:
         """Drop exactly this key from L1 and L2; the next request fetches it again."""
         key = self.key(name, label, version)
+        self._bump(name)
         self.memory.invalidate(key)
         if self.redis is not None:
             self.redis.delete(key)
@@ -219,7 +215,9 @@ class PromptResolver:
 
     def invalidate_prompt(self, name: str, *, redis: bool = True) -> None:
         """Drop every cached key of prompt ``name`` (and prompts embedding it) from L1 and L2."""
+        self._bump(name)
         for key in self.memory.invalidate_prompt(name):
+            self._bump(key.name)
             if redis and self.redis is not None and key.name != name:
                 self.redis.delete(key)
         if redis and self.redis is not None:
@@ -268,6 +266,16 @@ class PromptResolver:
         if self.redis is not None:
             self.redis.close()
 
+    # -- invalidation generations --------------------------------------------------------------
+    # A load that started before an invalidation of its prompt must not write what it fetched.
+
+    def _generation(self, key: PromptKey) -> int:
+        return self._generations.get(key.name, 0)
+
+    def _bump(self, name: str) -> None:
+        with self._lock:
+            self._generations[name] = self._generations.get(name, 0) + 1
+
     # -- sync loading -------------------------------------------------------------------------
 
     def _single_flight(self, key: PromptKey) -> ResolvedPrompt:
@@ -279,7 +287,7 @@ class PromptResolver:
         if not leader:
             return flight.result()
         try:
-            prompt = self._load(key)
+            prompt = self._load(key, generation=self._generation(key))
         except BaseException as exc:
             flight.set_exception(exc)
             raise
@@ -290,21 +298,23 @@ class PromptResolver:
             with self._lock:
                 del self._flights[key]
 
-    def _load(self, key: PromptKey, *, refresh: bool = False) -> ResolvedPrompt:
+    def _load(self, key: PromptKey, *, generation: int, refresh: bool = False) -> ResolvedPrompt:
         stale: ResolvedPrompt | None = None
         if self.redis is not None:
             hit = self.redis.get(key)
             if hit is not None and hit.fresh:
-                return self._served_from_redis(key, hit.prompt)
+                return self._served_from_redis(key, hit.prompt, generation)
             stale = hit.prompt if hit is not None else None
             self.counters.add("redis", "misses")
         if self.langfuse is None:
-            return self._from_local(key, None)
+            return self._from_local(key, None, generation)
         token = self.redis.acquire(key) if self.redis is not None else ""
         if token is None:  # another process is fetching this key
-            if stale is not None or refresh:
-                return self._serve_stale(key, stale) if stale is not None else self._keep(key)
-            waited = self._wait_for_fleet(key)
+            if refresh:  # leave L1 as it is: the holder refreshes L2, the next stale read finds it
+                return stale if stale is not None else self._keep(key)
+            if stale is not None:
+                return self._serve_stale(key, stale, generation)
+            waited = self._wait_for_fleet(key, generation)
             if waited is not None:
                 return waited
         try:
@@ -317,28 +327,33 @@ class PromptResolver:
             if refresh:
                 raise
             if stale is not None:
-                return self._serve_stale(key, stale)
-            return self._from_local(key, exc)
+                return self._serve_stale(key, stale, generation)
+            return self._from_local(key, exc, generation)
+        else:
+            self.counters.add("langfuse", "hits")
+            if self.redis is not None and self._generation(key) == generation:
+                self.redis.set(key, prompt)  # before the lock is released, so waiters find it
         finally:
             if token and self.redis is not None:
                 self.redis.release(key, token)
-        self.counters.add("langfuse", "hits")
-        if self.redis is not None:
-            self.redis.set(key, prompt)
-        return self._remember(key, prompt)
+        return self._remember(key, prompt, generation)
 
-    def _wait_for_fleet(self, key: PromptKey) -> ResolvedPrompt | None:
+    def _wait_for_fleet(self, key: PromptKey, generation: int) -> ResolvedPrompt | None:
+        """Wait for the lock holder's L2 write; ``None``: fetch yourself (it gave up or is slow)."""
         assert self.redis is not None
         deadline = time.monotonic() + self.redis_wait
         while time.monotonic() < deadline:
             self._sleep(0.01)
             hit = self.redis.get(key)
+            if hit is None and not self.redis.locked(key):
+                hit = self.redis.get(key)  # released between the two reads?
+                if hit is None:
+                    return None
             if hit is not None:
-                return self._served_from_redis(key, hit.prompt)
+                return self._served_from_redis(key, hit.prompt, generation)
         return None
 
-    def _from_local(self, key: PromptKey, failure: Exception | None) -> ResolvedPrompt:
-        fallback = failure is not None
+    def _from_local(self, key: PromptKey, failure: Exception | None, generation: int) -> ResolvedPrompt:
         if self.local is None:
             raise PromptUnavailableError(
                 f"cannot serve {key}: {failure}; nothing is cached and no local prompt store is set"
@@ -346,36 +361,30 @@ class PromptResolver:
         try:
             prompt = self.local.get(key)
         except LVPError as exc:
-            self.counters.add("local", "misses")
-            if fallback:
-                raise PromptUnavailableError(
-                    f"cannot serve {key}: {failure}; nothing is cached and the local store has no copy ({exc})"
-                ) from failure
-            raise
-        return self._local_served(key, prompt, fallback)
+            raise self._local_failed(key, failure, exc) from (failure or exc)
+        return self._local_served(key, prompt, failure is not None, generation)
 
     # -- async loading ------------------------------------------------------------------------
 
-    async def _aload(self, key: PromptKey, *, refresh: bool = False) -> ResolvedPrompt:
+    async def _aload(self, key: PromptKey, *, generation: int, refresh: bool = False) -> ResolvedPrompt:
         stale: ResolvedPrompt | None = None
         if self.redis is not None:
             hit = await self.redis.aget(key)
             if hit is not None and hit.fresh:
-                return self._served_from_redis(key, hit.prompt)
+                return self._served_from_redis(key, hit.prompt, generation)
             stale = hit.prompt if hit is not None else None
             self.counters.add("redis", "misses")
         if self.langfuse is None:
-            return await self._afrom_local(key, None)
+            return await self._afrom_local(key, None, generation)
         token = await self.redis.aacquire(key) if self.redis is not None else ""
         if token is None:
-            if stale is not None or refresh:
-                return self._serve_stale(key, stale) if stale is not None else self._keep(key)
-            deadline = time.monotonic() + self.redis_wait
-            while time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-                hit = await self.redis.aget(key) if self.redis is not None else None
-                if hit is not None:
-                    return self._served_from_redis(key, hit.prompt)
+            if refresh:
+                return stale if stale is not None else self._keep(key)
+            if stale is not None:
+                return self._serve_stale(key, stale, generation)
+            waited = await self._await_fleet(key, generation)
+            if waited is not None:
+                return waited
         try:
             prompt = await self.langfuse.afetch(key)
         except PromptNotFoundError:
@@ -386,29 +395,48 @@ class PromptResolver:
             if refresh:
                 raise
             if stale is not None:
-                return self._serve_stale(key, stale)
-            return await self._afrom_local(key, exc)
+                return self._serve_stale(key, stale, generation)
+            return await self._afrom_local(key, exc, generation)
+        else:
+            self.counters.add("langfuse", "hits")
+            if self.redis is not None and self._generation(key) == generation:
+                await self.redis.aset(key, prompt)
         finally:
             if token and self.redis is not None:
                 await self.redis.arelease(key, token)
-        self.counters.add("langfuse", "hits")
-        if self.redis is not None:
-            await self.redis.aset(key, prompt)
-        return self._remember(key, prompt)
+        return self._remember(key, prompt, generation)
 
-    async def _afrom_local(self, key: PromptKey, failure: Exception | None) -> ResolvedPrompt:
+    async def _await_fleet(self, key: PromptKey, generation: int) -> ResolvedPrompt | None:
+        """Async twin of ``_wait_for_fleet``."""
+        assert self.redis is not None
+        deadline = time.monotonic() + self.redis_wait
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            hit = await self.redis.aget(key)
+            if hit is None and not await self.redis.alocked(key):
+                hit = await self.redis.aget(key)
+                if hit is None:
+                    return None
+            if hit is not None:
+                return self._served_from_redis(key, hit.prompt, generation)
+        return None
+
+    async def _afrom_local(self, key: PromptKey, failure: Exception | None, generation: int) -> ResolvedPrompt:
         if self.local is None:
-            return self._from_local(key, failure)  # raises PromptUnavailableError
+            return self._from_local(key, failure, generation)  # raises PromptUnavailableError
         try:
             prompt = await self.local.aget(key)
         except LVPError as exc:
-            self.counters.add("local", "misses")
-            if failure is not None:
-                raise PromptUnavailableError(
-                    f"cannot serve {key}: {failure}; nothing is cached and the local store has no copy ({exc})"
-                ) from failure
-            raise
-        return self._local_served(key, prompt, failure is not None)
+            raise self._local_failed(key, failure, exc) from (failure or exc)
+        return self._local_served(key, prompt, failure is not None, generation)
+
+    def _local_failed(self, key: PromptKey, failure: Exception | None, exc: LVPError) -> LVPError:
+        self.counters.add("local", "misses")
+        if failure is None:
+            return exc
+        return PromptUnavailableError(
+            f"cannot serve {key}: {failure}; nothing is cached and the local store has no copy ({exc})"
+        )
 
     async def _aevict(self, key: PromptKey) -> None:
         self.memory.invalidate(key)
@@ -452,7 +480,7 @@ class PromptResolver:
         self.counters.add("memory", "refreshes")
         ok = False
         try:
-            self._load(key, refresh=True)
+            self._load(key, generation=self._generation(key), refresh=True)
             ok = True
         except Exception as exc:
             self._refresh_failed_with(key, exc)
@@ -463,7 +491,7 @@ class PromptResolver:
         self.counters.add("memory", "refreshes")
         ok = False
         try:
-            await self._aload(key, refresh=True)
+            await self._aload(key, generation=self._generation(key), refresh=True)
             ok = True
         except Exception as exc:
             self._refresh_failed_with(key, exc)
@@ -486,19 +514,20 @@ class PromptResolver:
 
     # -- shared steps -------------------------------------------------------------------------
 
-    def _remember(self, key: PromptKey, prompt: ResolvedPrompt, ttl: float | None = None) -> ResolvedPrompt:
-        self.memory.set(key, prompt.replace(source="memory"), ttl)
+    def _remember(
+        self, key: PromptKey, prompt: ResolvedPrompt, generation: int, ttl: float | None = None
+    ) -> ResolvedPrompt:
+        if self._generation(key) == generation:  # not invalidated while this load ran
+            self.memory.set(key, prompt.replace(source="memory"), ttl)
         return prompt
 
-    def _served_from_redis(self, key: PromptKey, prompt: ResolvedPrompt) -> ResolvedPrompt:
+    def _served_from_redis(self, key: PromptKey, prompt: ResolvedPrompt, generation: int) -> ResolvedPrompt:
         self.counters.add("redis", "hits")
-        return self._remember(key, prompt)
+        return self._remember(key, prompt, generation)
 
-    def _serve_stale(self, key: PromptKey, stale: ResolvedPrompt) -> ResolvedPrompt:
+    def _serve_stale(self, key: PromptKey, stale: ResolvedPrompt, generation: int) -> ResolvedPrompt:
         self.counters.add("redis", "stale_served")
-        stale = stale.replace(is_stale=True)
-        self.memory.set(key, stale.replace(source="memory"), self.fallback_ttl)
-        return stale
+        return self._remember(key, stale.replace(is_stale=True), generation, self.fallback_ttl)
 
     def _keep(self, key: PromptKey) -> ResolvedPrompt:
         """During a refresh whose key another process is fetching: keep what L1 has."""
@@ -507,10 +536,10 @@ class PromptResolver:
             raise PromptUnavailableError(f"{key} is being fetched by another process")
         return hit.prompt
 
-    def _local_served(self, key: PromptKey, prompt: ResolvedPrompt, fallback: bool) -> ResolvedPrompt:
+    def _local_served(self, key: PromptKey, prompt: ResolvedPrompt, fallback: bool, generation: int) -> ResolvedPrompt:
         self.counters.add("local", "fallbacks" if fallback else "hits")
         prompt = prompt.replace(is_fallback=fallback, label=key.label)
-        return self._remember(key, prompt, self.fallback_ttl if fallback else None)
+        return self._remember(key, prompt, generation, self.fallback_ttl if fallback else None)
 
     def _evict(self, key: PromptKey) -> None:
         self.counters.add("langfuse", "misses")

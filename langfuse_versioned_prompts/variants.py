@@ -137,6 +137,8 @@ class Experiment:
             unknown = set(item) - {"name", "label", "version", "weight"}
             if unknown:
                 raise ConfigurationError(f"{where}: unknown variant keys {sorted(unknown)}")
+            if "name" not in item:
+                raise ConfigurationError(f"{where}: each variant needs a 'name', got {dict(item)!r}")
             variants.append(Variant(**item))
         return cls(str(data.get("name") or default_name), variants, salt=data.get("salt"))
 

@@ -21,15 +21,15 @@ if TYPE_CHECKING:
     from langfuse import Langfuse
 
 _REAL_LANGFUSE_ENV = (
-    "LVP_TEST_LANGFUSE_URL", "LVP_TEST_LANGFUSE_PUBLIC_KEY", "LVP_TEST_LANGFUSE_SECRET_KEY",
+    "LVP_TEST_LANGFUSE_URL",
+    "LVP_TEST_LANGFUSE_PUBLIC_KEY",
+    "LVP_TEST_LANGFUSE_SECRET_KEY",
 )
 REAL_LANGFUSE = all(os.environ.get(name) for name in _REAL_LANGFUSE_ENV)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "langfuse_tracing: the langfuse_client fixture exports spans and scores"
-    )
+    config.addinivalue_line("markers", "langfuse_tracing: the langfuse_client fixture exports spans and scores")
 
 
 class _RealLangfuse(RemoteLangfuse):
@@ -74,17 +74,17 @@ def langfuse_server() -> Iterator[LangfuseTestServer]:
 
 
 @pytest.fixture
-def langfuse_client(
-    request: pytest.FixtureRequest, langfuse_server: LangfuseTestServer
-) -> Iterator[Langfuse]:
+def langfuse_client(request: pytest.FixtureRequest, langfuse_server: LangfuseTestServer) -> Iterator[Langfuse]:
     """A real SDK client on ``langfuse_server``, with its own TracerProvider (never the global)."""
     from langfuse import Langfuse
     from langfuse._client.resource_manager import LangfuseResourceManager
     from opentelemetry.sdk.trace import TracerProvider
 
     client = Langfuse(
-        public_key=langfuse_server.public_key, secret_key=langfuse_server.secret_key,
-        base_url=langfuse_server.url, tracer_provider=TracerProvider(),
+        public_key=langfuse_server.public_key,
+        secret_key=langfuse_server.secret_key,
+        base_url=langfuse_server.url,
+        tracer_provider=TracerProvider(),
         tracing_enabled=request.node.get_closest_marker("langfuse_tracing") is not None,
     )
     yield client

@@ -152,8 +152,16 @@ class _Versioned(BaseModel):
 
     def _format_value(self, **kwargs: Any) -> PromptValue:
         user_id, session_id = current_unit()
-        selection = select(self._resolver(), self.spec, user_id, session_id, self.rng)
-        rendered, selection = render(self._resolver(), self.spec, selection, self._values(kwargs))
+        spec, resolver = self.spec, self._resolver()
+        selection = select(resolver, spec, user_id, session_id, self.rng)
+        rendered, selection = render(resolver, spec, selection, self._values(kwargs))
+        return self._to_value(rendered, selection.prompt)
+
+    async def _aformat_value(self, **kwargs: Any) -> PromptValue:
+        user_id, session_id = current_unit()
+        spec, resolver = self.spec, self._resolver()
+        selection = await aselect(resolver, spec, user_id, session_id, self.rng)
+        rendered, selection = await arender(resolver, spec, selection, self._values(kwargs))
         return self._to_value(rendered, selection.prompt)
 
 
@@ -182,6 +190,14 @@ class VersionedPromptTemplate(_Versioned, StringPromptTemplate):  # type: ignore
     def format_prompt(self, **kwargs: Any) -> PromptValue:
         """Render to a ``StringPromptValue``."""
         return self._format_value(**kwargs)
+
+    async def aformat(self, **kwargs: Any) -> str:
+        """Async twin of ``format``: resolution never blocks the event loop."""
+        return (await self._aformat_value(**kwargs)).to_string()
+
+    async def aformat_prompt(self, **kwargs: Any) -> PromptValue:
+        """Async twin of ``format_prompt``."""
+        return await self._aformat_value(**kwargs)
 
 
 class VersionedChatPromptTemplate(_Versioned, ChatPromptTemplate):  # type: ignore[misc]  # name: str narrows str | None
@@ -217,10 +233,11 @@ class VersionedChatPromptTemplate(_Versioned, ChatPromptTemplate):  # type: igno
 
     async def aformat_messages(self, **kwargs: Any) -> list[BaseMessage]:
         """Async twin of ``format_messages``."""
-        user_id, session_id = current_unit()
-        selection = await aselect(self._resolver(), self.spec, user_id, session_id, self.rng)
-        rendered, selection = await arender(self._resolver(), self.spec, selection, self._values(kwargs))
-        return self._to_value(rendered, selection.prompt).to_messages()
+        return (await self._aformat_value(**kwargs)).to_messages()
+
+    async def aformat_prompt(self, **kwargs: Any) -> ChatPromptValue:
+        """Async twin of ``format_prompt``."""
+        return cast(ChatPromptValue, await self._aformat_value(**kwargs))
 
     def format_prompt(self, **kwargs: Any) -> ChatPromptValue:
         """Render to a ``ChatPromptValue``."""
@@ -260,11 +277,11 @@ def _spec_of(values: dict[str, Any]) -> PromptSpec:
 
 
 def _unit_of(config: RunnableConfig) -> tuple[str | None, str | None]:
+    """User and session of a call: from its metadata, else from ``variant_context``, field by field."""
     metadata = config.get("metadata") or {}
-    user = metadata.get("langfuse_user_id") or metadata.get("user_id")
-    session = metadata.get("langfuse_session_id") or metadata.get("session_id")
-    if user is None and session is None:
-        return current_unit()
+    context_user, context_session = current_unit()
+    user = metadata.get("langfuse_user_id") or metadata.get("user_id") or context_user
+    session = metadata.get("langfuse_session_id") or metadata.get("session_id") or context_session
     return (None if user is None else str(user)), (None if session is None else str(session))
 
 

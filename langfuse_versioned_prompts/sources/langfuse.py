@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
 
@@ -52,13 +53,23 @@ class LangfuseSource:
         self.breaker = breaker or CircuitBreaker()
 
     @classmethod
-    def from_env(cls, **kwargs: Any) -> LangfuseSource | None:
-        """A source for the Langfuse named by LANGFUSE_* variables, or ``None`` when keys are unset."""
-        if not (os.environ.get("LANGFUSE_PUBLIC_KEY") and os.environ.get("LANGFUSE_SECRET_KEY")):
-            return None
-        from langfuse import get_client
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> LangfuseSource | None:
+        """A source for the Langfuse named by LANGFUSE_* variables, or ``None`` when keys are unset.
 
-        return cls(get_client(), **kwargs)
+        From the process environment it shares the application's client (``langfuse.get_client()``).
+        """
+        env = os.environ if environ is None else environ
+        public_key, secret_key = env.get("LANGFUSE_PUBLIC_KEY"), env.get("LANGFUSE_SECRET_KEY")
+        if not (public_key and secret_key):
+            return None
+        if environ is None or environ is os.environ:
+            from langfuse import get_client
+
+            return cls(get_client(), **kwargs)
+        from langfuse import Langfuse
+
+        base_url = env.get("LANGFUSE_BASE_URL") or env.get("LANGFUSE_HOST")
+        return cls(Langfuse(public_key=public_key, secret_key=secret_key, base_url=base_url), **kwargs)
 
     def _request(self, key: PromptKey) -> tuple[str, dict[str, Any]]:
         if not self.breaker.allow():
@@ -80,6 +91,9 @@ class LangfuseSource:
             response = self.client.api.prompts.get(name, **kwargs)
         except Exception as exc:
             self._fail(key, exc)
+        except BaseException:  # interrupted: no verdict on Langfuse
+            self.breaker.abandon_trial()
+            raise
         return self._succeed(key, response)
 
     async def afetch(self, key: PromptKey) -> ResolvedPrompt:
@@ -89,6 +103,9 @@ class LangfuseSource:
             response = await self.client.async_api.prompts.get(name, **kwargs)
         except Exception as exc:
             self._fail(key, exc)
+        except BaseException:  # cancelled: no verdict on Langfuse
+            self.breaker.abandon_trial()
+            raise
         return self._succeed(key, response)
 
     def _succeed(self, key: PromptKey, response: Any) -> ResolvedPrompt:

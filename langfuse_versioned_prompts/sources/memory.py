@@ -22,7 +22,10 @@ class Lookup(NamedTuple):
 
 
 class CacheEntry(NamedTuple):
-    """A cached prompt with its two possible reads, built once so a hit allocates nothing."""
+    """A cached prompt with its two possible reads, built once so a hit allocates nothing.
+
+    The stale read carries a copy of the prompt flagged ``is_stale``.
+    """
 
     fresh: Lookup
     stale: Lookup
@@ -73,13 +76,18 @@ class MemoryCache:
         return entry[0] if entry[2] > self.timer() else entry[1]
 
     def set(self, key: PromptKey, prompt: ResolvedPrompt, ttl: float | None = None) -> None:
-        """Store ``prompt`` under ``key``; pinned, self-contained versions never expire."""
-        if key.pinned and prompt.is_pinned_immutable:
+        """Store ``prompt`` under ``key`` for ``ttl`` seconds (default: the cache's TTL).
+
+        Without a ``ttl``, pinned versions that embed no other prompt never expire.
+        """
+        if ttl is None and key.pinned and prompt.is_pinned_immutable:
             expires_at = math.inf
         else:
             expires_at = self.timer() + (self.ttl if ttl is None else ttl)
+        stale = prompt if prompt.is_stale else prompt.replace(is_stale=True)
+        entry = CacheEntry(Lookup(prompt, True), Lookup(stale, False), expires_at)
         with self._lock:
-            self._data[key] = CacheEntry(Lookup(prompt, True), Lookup(prompt, False), expires_at)
+            self._data[key] = entry
             self._data.move_to_end(key)
             while len(self._data) > self.maxsize:
                 self._data.popitem(last=False)
@@ -91,14 +99,14 @@ class MemoryCache:
 
     def invalidate_prompt(self, name: str) -> list[PromptKey]:
         """Drop every key of prompt ``name`` and of cached prompts that reference it."""
-        with self._lock:
+        with self._lock:  # readers reorder the dict without the lock: iterate over a snapshot
             doomed = [
                 key
-                for key, entry in self._data.items()
+                for key, entry in list(self._data.items())
                 if key.name == name or name in referenced_names(entry.fresh.prompt)
             ]
             for key in doomed:
-                del self._data[key]
+                self._data.pop(key, None)
         return doomed
 
     def clear(self) -> None:
@@ -109,7 +117,7 @@ class MemoryCache:
     def keys(self) -> list[PromptKey]:
         """A snapshot of the cached keys, least recently used first."""
         with self._lock:
-            return list(self._data)
+            return list(self._data.copy())
 
     def __len__(self) -> int:
         return len(self._data)

@@ -207,6 +207,8 @@ class RedisCache:
         return self.timer() >= self._down_until
 
     def _failed(self, action: str, exc: BaseException) -> None:
+        if isinstance(exc, ConfigurationError):  # a missing client is a mistake, not an outage
+            raise exc
         self.errors += 1
         self._down_until = self.timer() + self.retry_after
         logger.warning("Redis %s failed, skipping L2 for %.1fs: %r", action, self.retry_after, exc)
@@ -301,10 +303,16 @@ class RedisCache:
             return token
         return token if taken else None
 
+    def locked(self, key: PromptKey) -> bool:
+        """Whether some process holds the fetch lock of ``key`` (False when Redis fails)."""
+        try:
+            return bool(self.client.exists(self.key(key) + ":lock"))
+        except Exception as exc:
+            self._failed("EXISTS", exc)
+            return False
+
     def release(self, key: PromptKey, token: str) -> None:
-        """Give back the lock of ``key`` if this token still holds it."""
-        if not self.available:
-            return
+        """Give back the lock of ``key`` if this token still holds it (tried even after a failure)."""
         try:
             self.client.eval(_RELEASE, 1, self.key(key) + ":lock", token)
         except Exception as exc:
@@ -373,10 +381,16 @@ class RedisCache:
             return token
         return token if taken else None
 
+    async def alocked(self, key: PromptKey) -> bool:
+        """Async twin of ``locked``."""
+        try:
+            return bool(await self._async_client().exists(self.key(key) + ":lock"))
+        except Exception as exc:
+            self._failed("EXISTS", exc)
+            return False
+
     async def arelease(self, key: PromptKey, token: str) -> None:
         """Async twin of ``release``."""
-        if not self.available:
-            return
         try:
             await self._async_client().eval(_RELEASE, 1, self.key(key) + ":lock", token)
         except Exception as exc:

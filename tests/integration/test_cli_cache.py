@@ -22,8 +22,14 @@ from langfuse_versioned_prompts.cli import app
 from langfuse_versioned_prompts.testing import LangfuseTestServer
 
 pytestmark = pytest.mark.redis
-ENV = ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_BASE_URL", "LANGFUSE_HOST",
-       "REDIS_URL", "LVP_DEFAULT_LABEL")
+ENV = (
+    "LANGFUSE_PUBLIC_KEY",
+    "LANGFUSE_SECRET_KEY",
+    "LANGFUSE_BASE_URL",
+    "LANGFUSE_HOST",
+    "REDIS_URL",
+    "LVP_DEFAULT_LABEL",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -60,9 +66,20 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 
 def lvp(server: LangfuseTestServer, redis_url: str, *args: str) -> Result:
     """Run lvp with the connection flags given to the root command (they apply to every command)."""
-    return CliRunner().invoke(app, ["--redis-url", redis_url, "--langfuse-url", server.url,
-                                    "--public-key", server.public_key, "--secret-key",
-                                    server.secret_key, *args])
+    return CliRunner().invoke(
+        app,
+        [
+            "--redis-url",
+            redis_url,
+            "--langfuse-url",
+            server.url,
+            "--public-key",
+            server.public_key,
+            "--secret-key",
+            server.secret_key,
+            *args,
+        ],
+    )
 
 
 def failed(result: Result, *needles: str) -> None:
@@ -110,13 +127,13 @@ def test_warm_a_label_and_report_unknown_prompts(
 
 
 def test_invalidate_drops_redis_keys_and_tells_subscribed_processes(
-    server: LangfuseTestServer, langfuse_client: object, redis_url: str, client: redis.Redis,
-    name: str
+    server: LangfuseTestServer, langfuse_client: object, redis_url: str, client: redis.Redis, name: str
 ) -> None:
     assert lvp(server, redis_url, "cache", "warm", name).exit_code == 0
     assert lvp(server, redis_url, "cache", "warm", name, "--label", "staging").exit_code == 0
-    resolver = PromptResolver(memory=MemoryCache(ttl=600), redis=RedisCache.from_url(redis_url),
-                              langfuse=LangfuseSource(langfuse_client))  # type: ignore[arg-type]
+    resolver = PromptResolver(
+        memory=MemoryCache(ttl=600), redis=RedisCache.from_url(redis_url), langfuse=LangfuseSource(langfuse_client)
+    )  # type: ignore[arg-type]
     with InvalidationSubscriber(resolver, channel="lvp:invalidate") as subscriber:
         assert subscriber.wait_ready(5)
         assert resolver.get(name).version == 1 and len(resolver.memory) == 1
@@ -130,12 +147,10 @@ def test_invalidate_drops_redis_keys_and_tells_subscribed_processes(
     resolver.close()
 
 
-def test_invalidate_one_label(server: LangfuseTestServer, redis_url: str, client: redis.Redis,
-                              name: str) -> None:
+def test_invalidate_one_label(server: LangfuseTestServer, redis_url: str, client: redis.Redis, name: str) -> None:
     lvp(server, redis_url, "cache", "warm", name)
     lvp(server, redis_url, "cache", "warm", name, "--label", "staging")
-    result = lvp(server, redis_url, "cache", "invalidate", name, "--label", "staging",
-                 "--channel", "custom")
+    result = lvp(server, redis_url, "cache", "invalidate", name, "--label", "staging", "--channel", "custom")
     assert result.exit_code == 0 and f"{name}@staging" in result.stdout and "custom" in result.stdout
     assert client.exists(redis_key(name, "production")) and not client.exists(redis_key(name, "staging"))
 
@@ -143,13 +158,13 @@ def test_invalidate_one_label(server: LangfuseTestServer, redis_url: str, client
 def test_cache_needs_a_reachable_redis(server: LangfuseTestServer, name: str) -> None:
     no_redis = CliRunner().invoke(app, ["cache", "invalidate", name])
     failed(no_redis, "REDIS_URL", "--redis-url")
-    failed(lvp(server, "redis://127.0.0.1:9/0", "cache", "invalidate", name),
-           "cannot reach Redis at redis://127.0.0.1:9/0")
+    failed(
+        lvp(server, "redis://127.0.0.1:9/0", "cache", "invalidate", name), "cannot reach Redis at redis://127.0.0.1:9/0"
+    )
     failed(lvp(server, "redis://:hunter2@127.0.0.1:9/0", "cache", "warm", name), "***")
     result = lvp(server, "redis://:hunter2@127.0.0.1:9/0", "cache", "warm", name)
     assert "hunter2" not in result.output  # the password is never printed
 
 
 def test_cache_warm_needs_langfuse_keys(redis_url: str, name: str) -> None:
-    failed(CliRunner().invoke(app, ["cache", "warm", name, "--redis-url", redis_url]),
-           "LANGFUSE_PUBLIC_KEY")
+    failed(CliRunner().invoke(app, ["cache", "warm", name, "--redis-url", redis_url]), "LANGFUSE_PUBLIC_KEY")

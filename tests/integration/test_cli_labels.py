@@ -14,8 +14,14 @@ from langfuse_versioned_prompts.cli import app
 from langfuse_versioned_prompts.ops import LabelMove, RollbackError, rollback_target
 from langfuse_versioned_prompts.testing import LangfuseTestServer
 
-ENV = ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_BASE_URL", "LANGFUSE_HOST",
-       "REDIS_URL", "LVP_DEFAULT_LABEL")
+ENV = (
+    "LANGFUSE_PUBLIC_KEY",
+    "LANGFUSE_SECRET_KEY",
+    "LANGFUSE_BASE_URL",
+    "LANGFUSE_HOST",
+    "REDIS_URL",
+    "LVP_DEFAULT_LABEL",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -47,8 +53,9 @@ def name(server: LangfuseTestServer) -> str:
 
 
 def lvp(server: LangfuseTestServer, *args: str) -> Result:
-    return CliRunner().invoke(app, [*args, "--langfuse-url", server.url, "--public-key",
-                                    server.public_key, "--secret-key", server.secret_key])
+    return CliRunner().invoke(
+        app, [*args, "--langfuse-url", server.url, "--public-key", server.public_key, "--secret-key", server.secret_key]
+    )
 
 
 def failed(result: Result, *needles: str) -> str:
@@ -65,13 +72,10 @@ def holder(server: LangfuseTestServer, prompt: str, label: str) -> int:
 
 
 def admin(server: LangfuseTestServer) -> ops.PromptAdmin:
-    return ops.PromptAdmin.connect(public_key=server.public_key, secret_key=server.secret_key,
-                                   base_url=server.url)
+    return ops.PromptAdmin.connect(public_key=server.public_key, secret_key=server.secret_key, base_url=server.url)
 
 
-def test_promote_moves_the_label_prints_before_after_and_records_it(
-    server: LangfuseTestServer, name: str
-) -> None:
+def test_promote_moves_the_label_prints_before_after_and_records_it(server: LangfuseTestServer, name: str) -> None:
     result = lvp(server, "promote", name, "--from", "staging", "--to", "production")
     assert result.exit_code == 0, result.output
     assert "label production" in result.stdout
@@ -81,7 +85,12 @@ def test_promote_moves_the_label_prints_before_after_and_records_it(
     assert '"from_version": 1' in stored["prompt"] and "promote" in stored["commitMessage"]
     [move] = ops.label_history(admin(server), name)
     assert (move.label, move.from_version, move.to_version, move.action, move.by) == (
-        "production", 1, 2, "promote", "alice")
+        "production",
+        1,
+        2,
+        "promote",
+        "alice",
+    )
     datetime.strptime(move.at, "%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -94,8 +103,9 @@ def test_promote_from_a_version_number_and_to_a_new_label(server: LangfuseTestSe
 
 
 def test_promote_bad_input_changes_nothing(server: LangfuseTestServer, name: str) -> None:
-    failed(lvp(server, "promote", name, "--from", "qa-missing", "--to", "production"),
-           "label 'qa-missing'", "not found")
+    failed(
+        lvp(server, "promote", name, "--from", "qa-missing", "--to", "production"), "label 'qa-missing'", "not found"
+    )
     failed(lvp(server, "promote", name, "--from", "staging", "--to", "latest"), "'latest'")
     failed(lvp(server, "promote", name, "--from", "staging", "--to", "Prod"), "invalid label 'Prod'")
     failed(lvp(server, "promote", "nope", "--from", "staging", "--to", "production"), "'nope'")
@@ -114,8 +124,7 @@ def test_rollback_walks_back_through_recorded_moves(server: LangfuseTestServer, 
     assert second.exit_code == 0 and "before: v2" in second.stdout and "after:  v1" in second.stdout
     assert holder(server, name, "production") == 1
 
-    failed(lvp(server, "rollback", name), "recorded no earlier version",
-           f"lvp-label-history/{name}", "--to-version")
+    failed(lvp(server, "rollback", name), "recorded no earlier version", f"lvp-label-history/{name}", "--to-version")
     assert holder(server, name, "production") == 1
     actions = [m.action for m in ops.label_history(admin(server), name)]
     assert actions == ["promote", "promote", "rollback", "rollback"]
@@ -171,10 +180,15 @@ def test_unreadable_history_is_reported(server: LangfuseTestServer, name: str) -
 
 
 def test_ops_promote_with_an_injected_clock_and_actor(server: LangfuseTestServer, name: str) -> None:
-    move = ops.promote(admin(server), name, source="staging", to="production", actor="ci",
-                       clock=lambda: datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
-    assert (move.at, move.by, move.describe()) == ("2030-01-02T03:04:05Z", "ci",
-                                                   f"{name}: production v1 -> v2")
+    move = ops.promote(
+        admin(server),
+        name,
+        source="staging",
+        to="production",
+        actor="ci",
+        clock=lambda: datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+    )
+    assert (move.at, move.by, move.describe()) == ("2030-01-02T03:04:05Z", "ci", f"{name}: production v1 -> v2")
 
 
 # -- the pure rollback rule ------------------------------------------------------------------

@@ -15,8 +15,15 @@ from langfuse_versioned_prompts.cli import app
 from langfuse_versioned_prompts.testing import Fault, LangfuseTestServer
 
 PROMPTS = "/api/public/v2/prompts"
-ENV = ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_BASE_URL", "LANGFUSE_HOST",
-       "REDIS_URL", "LVP_DEFAULT_LABEL", "LVP_USER")
+ENV = (
+    "LANGFUSE_PUBLIC_KEY",
+    "LANGFUSE_SECRET_KEY",
+    "LANGFUSE_BASE_URL",
+    "LANGFUSE_HOST",
+    "REDIS_URL",
+    "LVP_DEFAULT_LABEL",
+    "LVP_USER",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -44,14 +51,14 @@ def p() -> str:
 
 
 def connect(server: LangfuseTestServer) -> list[str]:
-    return ["--langfuse-url", server.url, "--public-key", server.public_key,
-            "--secret-key", server.secret_key]
+    return ["--langfuse-url", server.url, "--public-key", server.public_key, "--secret-key", server.secret_key]
 
 
 def lvp(server: LangfuseTestServer, *args: str) -> Result:
     result = CliRunner().invoke(app, [*args, *connect(server)])
     assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), (
-        result.exception)  # never a traceback
+        result.exception
+    )  # never a traceback
     return result
 
 
@@ -76,15 +83,22 @@ def write(root: Path, name: str, text: str) -> Path:
 @pytest.fixture
 def files(tmp_path: Path, p: str) -> Path:
     root = tmp_path / "prompts"
-    write(root, f"{p}/a", f"""\
+    write(
+        root,
+        f"{p}/a",
+        f"""\
 name: {p}/a
 versions:
   - version: 1
     commit_message: first words
     config: {{model: gpt-4o-mini, temperature: 0.2}}
     prompt: "Hello {{{{name}}}}, {{literal}} braces stay"
-""")
-    write(root, f"{p}/b", """\
+""",
+    )
+    write(
+        root,
+        f"{p}/b",
+        """\
 type: chat
 tags: [support]
 versions:
@@ -94,14 +108,16 @@ versions:
       - {role: system, content: "You are {{persona}}."}
       - {type: placeholder, name: history}
       - {role: user, content: "{{question}}"}
-""")
+""",
+    )
     write(root, f"{p}/c", "versions:\n  - version: 1\n    prompt: plain c\n")
     return root
 
 
 def versions(server: LangfuseTestServer, name: str) -> list[int]:
-    summary = ops.PromptAdmin.connect(public_key=server.public_key, secret_key=server.secret_key,
-                                      base_url=server.url).find(name, label="latest")
+    summary = ops.PromptAdmin.connect(
+        public_key=server.public_key, secret_key=server.secret_key, base_url=server.url
+    ).find(name, label="latest")
     return [] if summary is None else list(range(1, summary.version + 1))
 
 
@@ -142,8 +158,7 @@ def test_push_uses_file_commit_message_and_label_and_records_the_move(
 
 
 def _admin(server: LangfuseTestServer) -> ops.PromptAdmin:
-    return ops.PromptAdmin.connect(public_key=server.public_key, secret_key=server.secret_key,
-                                   base_url=server.url)
+    return ops.PromptAdmin.connect(public_key=server.public_key, secret_key=server.secret_key, base_url=server.url)
 
 
 def test_push_detects_template_and_config_changes(server: LangfuseTestServer, files: Path, p: str) -> None:
@@ -165,15 +180,12 @@ def test_push_dry_run_writes_nothing(server: LangfuseTestServer, files: Path, p:
 
 def test_push_refuses_a_type_change_before_writing(server: LangfuseTestServer, files: Path, p: str) -> None:
     server.create_prompt(f"{p}/c", [{"role": "system", "content": "chat"}], type="chat")
-    message = failed(lvp(server, "push", str(files)), "c.yaml", "text prompt", "chat prompt",
-                     "before writing anything")
+    message = failed(lvp(server, "push", str(files)), "c.yaml", "text prompt", "chat prompt", "before writing anything")
     assert "pushed: none" in message
     assert server.count("POST", PROMPTS) == 0
 
 
-def test_malformed_prompt_file_is_named_and_nothing_is_written(
-    server: LangfuseTestServer, files: Path, p: str
-) -> None:
+def test_malformed_prompt_file_is_named_and_nothing_is_written(server: LangfuseTestServer, files: Path, p: str) -> None:
     bad = write(files, f"{p}/broken", "versions:\n  - version: 1\n    prompt: [unclosed\n")
     failed(lvp(server, "push", str(files)), str(bad), "invalid YAML")
     write(files, f"{p}/broken", "versions:\n  - version: one\n    prompt: x\n")
@@ -199,8 +211,9 @@ def test_network_failure_mid_push_names_pushed_and_not_pushed(
         return created
 
     monkeypatch.setattr(ops.PromptAdmin, "create", create_then_break)
-    message = failed(lvp(server, "push", str(files)), f"pushing prompt '{p}/b'",
-                     f"pushed: {p}/a;", f"not pushed: {p}/b, {p}/c")
+    message = failed(
+        lvp(server, "push", str(files)), f"pushing prompt '{p}/b'", f"pushed: {p}/a;", f"not pushed: {p}/b, {p}/c"
+    )
     assert "cannot reach Langfuse" in message
     server.clear_faults()
     assert versions(server, f"{p}/a") == [1]
@@ -210,9 +223,7 @@ def test_network_failure_mid_push_names_pushed_and_not_pushed(
     assert "pushed 2 prompts, 1 unchanged" in resumed.stdout
 
 
-def test_ops_push_reports_progress_and_stops_on_a_server_error(
-    server: LangfuseTestServer, files: Path, p: str
-) -> None:
+def test_ops_push_reports_progress_and_stops_on_a_server_error(server: LangfuseTestServer, files: Path, p: str) -> None:
     def break_after_first(change: ops.PushChange) -> None:
         server.inject(Fault.status(500), method="POST")
 
@@ -226,16 +237,29 @@ def test_ops_push_reports_progress_and_stops_on_a_server_error(
 def test_missing_keys_and_unreachable_langfuse(files: Path, server: LangfuseTestServer) -> None:
     result = CliRunner().invoke(app, ["push", str(files)])
     failed(result, "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY")
-    result = CliRunner().invoke(app, ["push", str(files), "--langfuse-url", "http://127.0.0.1:9",
-                                      "--public-key", "pk-unreachable", "--secret-key", "sk"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "push",
+            str(files),
+            "--langfuse-url",
+            "http://127.0.0.1:9",
+            "--public-key",
+            "pk-unreachable",
+            "--secret-key",
+            "sk",
+        ],
+    )
     failed(result, "cannot reach Langfuse at http://127.0.0.1:9")
-    wrong = CliRunner().invoke(app, ["log", "x", "--langfuse-url", server.url,
-                                     "--public-key", server.public_key, "--secret-key", "wrong"])
+    wrong = CliRunner().invoke(
+        app, ["log", "x", "--langfuse-url", server.url, "--public-key", server.public_key, "--secret-key", "wrong"]
+    )
     failed(wrong, "refused the credentials")
 
 
-def test_connection_from_env_and_root_flags(server: LangfuseTestServer, files: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connection_from_env_and_root_flags(
+    server: LangfuseTestServer, files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", server.public_key)
     monkeypatch.setenv("LANGFUSE_SECRET_KEY", server.secret_key)
     monkeypatch.setenv("LANGFUSE_HOST", server.url)
@@ -297,9 +321,9 @@ def test_pull_then_push_keeps_resolved_prompt_references_unchanged(
     server: LangfuseTestServer, tmp_path: Path, p: str
 ) -> None:
     server.create_prompt(f"{p}/base", "BASE", labels=["production"])
-    server.create_prompt(f"{p}/composite",
-                         f"Start @@@langfusePrompt:name={p}/base|label=production@@@ end",
-                         labels=["production"])
+    server.create_prompt(
+        f"{p}/composite", f"Start @@@langfusePrompt:name={p}/base|label=production@@@ end", labels=["production"]
+    )
     target = tmp_path / "snap"
     assert lvp(server, "pull", str(target), "--name", f"{p}/base", "--name", f"{p}/composite").exit_code == 0
     served = LocalPromptStore(target).get(PromptKey.create(f"{p}/composite", label="production"))
@@ -311,17 +335,18 @@ def test_pull_then_push_keeps_resolved_prompt_references_unchanged(
 
 def test_pull_bad_input(server: LangfuseTestServer, history: str, tmp_path: Path) -> None:
     failed(lvp(server, "pull", str(tmp_path), "--name", "nope"), "no prompt 'nope'")
-    failed(lvp(server, "pull", str(tmp_path), "--name", history, "--label", "canary"),
-           "no version with label 'canary'", "production, staging")
+    failed(
+        lvp(server, "pull", str(tmp_path), "--name", history, "--label", "canary"),
+        "no version with label 'canary'",
+        "production, staging",
+    )
     assert not (tmp_path / f"{history}.yaml").exists()
 
 
 # -- log and diff ----------------------------------------------------------------------------
 
 
-def test_log_lists_versions_labels_dates_messages_and_moves(
-    server: LangfuseTestServer, history: str
-) -> None:
+def test_log_lists_versions_labels_dates_messages_and_moves(server: LangfuseTestServer, history: str) -> None:
     ops.promote(_admin(server), history, source="staging", to="production")
     result = lvp(server, "log", history)
     assert result.exit_code == 0, result.output
@@ -349,11 +374,20 @@ def test_diff_text_versions_and_labels(server: LangfuseTestServer, history: str)
 
 def test_diff_chat_messages_one_block_each_and_sorted_config(server: LangfuseTestServer, p: str) -> None:
     name = f"{p}/chat"
-    server.create_prompt(name, [{"role": "system", "content": "Be [brief]."},
-                                {"type": "placeholder", "name": "history"}], config={"b": 1, "a": 2})
-    server.create_prompt(name, [{"role": "system", "content": "Be [brief].\nAnd kind."},
-                                {"type": "placeholder", "name": "history"},
-                                {"role": "user", "content": "{{q}}"}], config={"a": 2, "b": 3})
+    server.create_prompt(
+        name,
+        [{"role": "system", "content": "Be [brief]."}, {"type": "placeholder", "name": "history"}],
+        config={"b": 1, "a": 2},
+    )
+    server.create_prompt(
+        name,
+        [
+            {"role": "system", "content": "Be [brief].\nAnd kind."},
+            {"type": "placeholder", "name": "history"},
+            {"role": "user", "content": "{{q}}"},
+        ],
+        config={"a": 2, "b": 3},
+    )
     result = lvp(server, "diff", name, "1", "2")
     out = result.stdout.splitlines()
     assert " [system]" in out and " Be [brief]." in out and "+And kind." in out
@@ -362,10 +396,20 @@ def test_diff_chat_messages_one_block_each_and_sorted_config(server: LangfuseTes
 
 
 def test_every_command_has_help() -> None:
-    for command in (["--help"], ["push", "--help"], ["pull", "--help"], ["log", "--help"],
-                    ["diff", "--help"], ["promote", "--help"], ["rollback", "--help"],
-                    ["cache", "--help"], ["cache", "warm", "--help"], ["cache", "invalidate", "--help"],
-                    ["webhook", "--help"], ["webhook", "serve", "--help"]):
+    for command in (
+        ["--help"],
+        ["push", "--help"],
+        ["pull", "--help"],
+        ["log", "--help"],
+        ["diff", "--help"],
+        ["promote", "--help"],
+        ["rollback", "--help"],
+        ["cache", "--help"],
+        ["cache", "warm", "--help"],
+        ["cache", "invalidate", "--help"],
+        ["webhook", "--help"],
+        ["webhook", "serve", "--help"],
+    ):
         result = CliRunner().invoke(app, command)
         assert result.exit_code == 0, (command, result.output)
         assert "Usage:" in result.stdout
@@ -387,6 +431,9 @@ def test_push_with_a_label_checks_the_label_history_before_writing(
 ) -> None:
     server.create_prompt(f"lvp-label-history/{p}/a", "garbage")
     posts = server.count("POST", PROMPTS)
-    failed(lvp(server, "push", str(files), "--label", "production"), "before writing anything",
-           "not a readable lvp label history")
+    failed(
+        lvp(server, "push", str(files), "--label", "production"),
+        "before writing anything",
+        "not a readable lvp label history",
+    )
     assert server.count("POST", PROMPTS) == posts

@@ -144,9 +144,7 @@ def resolver(store: LocalPromptStore) -> PromptResolver:
 
 @pytest.fixture(scope="module")
 def index() -> VectorStoreIndex:
-    return VectorStoreIndex.from_documents(
-        [Document(text=t) for t in DOCS], embed_model=MockEmbedding(embed_dim=8)
-    )
+    return VectorStoreIndex.from_documents([Document(text=t) for t in DOCS], embed_model=MockEmbedding(embed_dim=8))
 
 
 def engine(index: VectorStoreIndex, llm: MockLLM, mode: str = "refine") -> BaseQueryEngine:
@@ -172,9 +170,7 @@ def test_text_qa_template_reaches_the_llm(index: VectorStoreIndex, resolver: Pro
     assert any(doc in prompt for doc in DOCS)
 
 
-def test_refine_template_is_used_in_refine_mode(
-    index: VectorStoreIndex, resolver: PromptResolver
-) -> None:
+def test_refine_template_is_used_in_refine_mode(index: VectorStoreIndex, resolver: PromptResolver) -> None:
     llm = RecordingLLM()
     query_engine = engine(index, llm, mode="refine")
     query_engine.update_prompts(
@@ -203,9 +199,7 @@ async def test_async_query(index: VectorStoreIndex, resolver: PromptResolver) ->
 def test_chat_prompt_with_a_chat_model(index: VectorStoreIndex, resolver: PromptResolver) -> None:
     llm = RecordingLLM(is_chat_model=True)
     query_engine = engine(index, llm, mode="compact")
-    query_engine.update_prompts(
-        {QA: VersionedLlamaPromptTemplate(name="rag/chat-qa", resolver=resolver)}
-    )
+    query_engine.update_prompts({QA: VersionedLlamaPromptTemplate(name="rag/chat-qa", resolver=resolver)})
     query_engine.query(QUESTION)
     [prompt] = llm.prompts
     assert prompt.startswith('system: Answer from context. Format: {"answer": "..."}\nuser: Context: ')
@@ -223,9 +217,7 @@ def test_label_move_is_served_on_the_next_query(
     query_engine.update_prompts({QA: VersionedLlamaPromptTemplate(name="rag/qa", resolver=resolver)})
     query_engine.query(QUESTION)
 
-    moved = store.add_version(
-        text("rag/qa", 0, "QA v3 moved | {{context_str}} | {{query_str}}", ("production",))
-    )
+    moved = store.add_version(text("rag/qa", 0, "QA v3 moved | {{context_str}} | {{query_str}}", ("production",)))
     resolver.invalidate("rag/qa", label="production")  # what the webhook receiver does
     query_engine.query(QUESTION)
 
@@ -307,9 +299,7 @@ def test_partial_format_and_ignored_llm(resolver: PromptResolver) -> None:
     [message] = partial.format_messages(context_str="ctx")
     assert message.role == MessageRole.USER
     assert message.content == rendered
-    assert qa.get_template() == (
-        'QA v1 | context: {{context_str}} | question: {{ query_str }} | {"k": 1} {literal}'
-    )
+    assert qa.get_template() == ('QA v1 | context: {{context_str}} | question: {{ query_str }} | {"k": 1} {literal}')
 
 
 def test_values_are_inserted_once(resolver: PromptResolver) -> None:
@@ -415,9 +405,7 @@ def test_bad_arguments(resolver: PromptResolver) -> None:
         VersionedLlamaPromptTemplate(name="", resolver=resolver)
 
 
-def test_fallback_when_the_served_version_cannot_render(
-    store: LocalPromptStore, resolver: PromptResolver
-) -> None:
+def test_fallback_when_the_served_version_cannot_render(store: LocalPromptStore, resolver: PromptResolver) -> None:
     store.add_version(text("rag/qa", 0, "QA v3 {{context_str}} {{query_str}} {{tone}}", ("canary",)))
     qa = VersionedLlamaPromptTemplate(name="rag/qa", label="canary", fallback="production", resolver=resolver)
     recorder = EventRecorder()
@@ -468,9 +456,7 @@ def test_otel_span_carries_variant_and_prompt(index: VectorStoreIndex, resolver:
     assert attributes["langfuse.observation.prompt.version"] == 1
 
 
-def test_langfuse_observation_gets_the_prompt(
-    index: VectorStoreIndex, resolver: PromptResolver
-) -> None:
+def test_langfuse_observation_gets_the_prompt(index: VectorStoreIndex, resolver: PromptResolver) -> None:
     from langfuse import Langfuse
 
     exporter = InMemorySpanExporter()
@@ -499,9 +485,7 @@ def test_langfuse_observation_gets_the_prompt(
     assert attributes["langfuse.observation.prompt.version"] == 1
 
 
-def test_llama_index_event_handlers_see_the_selection(
-    index: VectorStoreIndex, resolver: PromptResolver
-) -> None:
+def test_llama_index_event_handlers_see_the_selection(index: VectorStoreIndex, resolver: PromptResolver) -> None:
     experiment = Experiment("qa-style", [Variant("A", label="production"), Variant("B", label="concise")])
     query_engine = engine(index, RecordingLLM(), mode="compact")
     query_engine.update_prompts(

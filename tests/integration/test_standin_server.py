@@ -55,8 +55,10 @@ def eventually(read: Callable[[], T], done: Callable[[T], bool], timeout: float 
 def standin(langfuse_server: LangfuseTestServer) -> LangfuseTestServer:
     """The in-process stand-in itself; skips when the tests run against a real Langfuse."""
     if not isinstance(langfuse_server, LangfuseTestServer):
-        pytest.skip("needs the in-process stand-in (faults, counts or captured data); "
-                    "LVP_TEST_LANGFUSE_URL points at a real Langfuse")
+        pytest.skip(
+            "needs the in-process stand-in (faults, counts or captured data); "
+            "LVP_TEST_LANGFUSE_URL points at a real Langfuse"
+        )
     return langfuse_server
 
 
@@ -64,7 +66,8 @@ def standin(langfuse_server: LangfuseTestServer) -> LangfuseTestServer:
 def http(langfuse_server: LangfuseTestServer) -> Iterator[httpx.Client]:
     """A raw HTTP client with the server's keys (no retries, short timeout)."""
     with httpx.Client(
-        base_url=langfuse_server.url, auth=(langfuse_server.public_key, langfuse_server.secret_key),
+        base_url=langfuse_server.url,
+        auth=(langfuse_server.public_key, langfuse_server.secret_key),
         timeout=10,
     ) as client:
         yield client
@@ -77,9 +80,17 @@ def test_conformance_probe_matches_real_langfuse(langfuse_server: LangfuseTestSe
     if REFERENCE is None:
         pytest.skip("probe_prompt_api.py and its recorded output are not in tests/reference/")
     result = subprocess.run(
-        [sys.executable, str(REFERENCE / "probe_prompt_api.py"), langfuse_server.url,
-         langfuse_server.public_key, langfuse_server.secret_key],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            sys.executable,
+            str(REFERENCE / "probe_prompt_api.py"),
+            langfuse_server.url,
+            langfuse_server.public_key,
+            langfuse_server.secret_key,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     ours = result.stdout.splitlines()
     real = (REFERENCE / "probe-real-langfuse-4.16.0.jsonl").read_text().splitlines()
@@ -118,16 +129,14 @@ def test_sdk_reads_text_prompt_by_default_label_and_version(
 
 def test_sdk_chat_prompt_with_placeholder(langfuse_client: Langfuse) -> None:
     name = unique("chat")
-    messages = [{"role": "system", "content": "You are {{persona}}."},
-                {"type": "placeholder", "name": "history"}]
+    messages = [{"role": "system", "content": "You are {{persona}}."}, {"type": "placeholder", "name": "history"}]
     langfuse_client.create_prompt(name=name, prompt=messages, type="chat", labels=["production"])
 
     prompt = langfuse_client.get_prompt(name, type="chat", cache_ttl_seconds=0, max_retries=0)
 
     assert prompt.version == 1
     compiled = prompt.compile(persona="a pirate", history=[{"role": "user", "content": "hi"}])
-    assert compiled == [{"role": "system", "content": "You are a pirate."},
-                        {"role": "user", "content": "hi"}]
+    assert compiled == [{"role": "system", "content": "You are a pirate."}, {"role": "user", "content": "hi"}]
 
 
 def test_sdk_create_update_list_delete(langfuse_client: Langfuse) -> None:
@@ -146,7 +155,8 @@ def test_sdk_create_update_list_delete(langfuse_client: Langfuse) -> None:
     assert (created.version, created.commit_message) == (1, "first")
     assert moved.labels == ["production", "staging"]
     assert [(p.name, p.versions, p.labels, p.tags) for p in listed.data] == [
-        (name, [1, 2, 3], ["latest", "production", "staging"], ["t1"])]
+        (name, [1, 2, 3], ["latest", "production", "staging"], ["t1"])
+    ]
     assert listed.meta.total_items == 1 and by_tag.meta.total_items == 1
     assert by_label.data[0].versions == [2]
 
@@ -168,9 +178,13 @@ def test_sdk_missing_prompt_is_not_found_and_bad_keys_unauthorized(
     assert langfuse_client.auth_check() is True
 
     answer = httpx.get(f"{langfuse_server.url}{PROMPTS}", auth=("pk-nope", "sk-nope"), timeout=10)
-    assert (answer.status_code, answer.json()) == (401, {
-        "message": "Invalid credentials. Confirm that you've configured the correct host.",
-        "error": "UnauthorizedError"})
+    assert (answer.status_code, answer.json()) == (
+        401,
+        {
+            "message": "Invalid credentials. Confirm that you've configured the correct host.",
+            "error": "UnauthorizedError",
+        },
+    )
 
 
 # -- prompt rules through raw HTTP -------------------------------------------------------------
@@ -183,22 +197,22 @@ def test_create_rules_labels_types_and_tags(http: httpx.Client) -> None:
     assert bad.json()["message"] == "Invalid request data"
     assert [i["path"] for i in bad.json()["error"]] == [["labels", 0]]
     assert bad.json()["error"][0]["message"] == (
-        "Label must be lowercase alphanumeric with optional underscores, hyphens, or periods")
+        "Label must be lowercase alphanumeric with optional underscores, hyphens, or periods"
+    )
 
     first = http.post(PROMPTS, json={"name": name, "prompt": "x"}).json()
-    assert (first["config"], first["tags"], first["labels"], first["commitMessage"]) == (
-        {}, [], ["latest"], None)
-    changed = http.post(PROMPTS, json={"name": name, "type": "chat",
-                                       "prompt": [{"role": "user", "content": "x"}]})
+    assert (first["config"], first["tags"], first["labels"], first["commitMessage"]) == ({}, [], ["latest"], None)
+    changed = http.post(PROMPTS, json={"name": name, "type": "chat", "prompt": [{"role": "user", "content": "x"}]})
     assert changed.status_code == 400 and changed.json()["error"] == "InvalidRequestError"
 
     latest = http.patch(f"{PROMPTS}/{name}/versions/1", json={"newLabels": ["latest"]})
     assert latest.status_code == 400
-    assert latest.json()["error"][0]["message"] == (
-        "Label 'latest' is always assigned to the latest prompt version")
+    assert latest.json()["error"][0]["message"] == ("Label 'latest' is always assigned to the latest prompt version")
     missing = http.patch(f"{PROMPTS}/{name}/versions/9", json={"newLabels": ["production"]})
-    assert missing.json() == {"message": f"Prompt '{name}' version 9 not found in project",
-                              "error": "LangfuseNotFoundError"}
+    assert missing.json() == {
+        "message": f"Prompt '{name}' version 9 not found in project",
+        "error": "LangfuseNotFoundError",
+    }
 
 
 def test_composed_prompt_resolves_and_follows_label_moves(http: httpx.Client) -> None:
@@ -206,8 +220,10 @@ def test_composed_prompt_resolves_and_follows_label_moves(http: httpx.Client) ->
     http.post(PROMPTS, json={"name": base, "prompt": "one", "labels": ["production"]})
     http.post(PROMPTS, json={"name": base, "prompt": "two"})
     tag = f"@@@langfusePrompt:name={base}|label=production@@@"
-    root = http.post(PROMPTS, json={"name": ref, "prompt": f"[{tag}] [@@@langfusePrompt:name={base}|version=2@@@]",
-                                    "labels": ["production"]}).json()
+    root = http.post(
+        PROMPTS,
+        json={"name": ref, "prompt": f"[{tag}] [@@@langfusePrompt:name={base}|version=2@@@]", "labels": ["production"]},
+    ).json()
 
     resolved = http.get(f"{PROMPTS}/{quote(ref, safe='')}").json()
     raw = http.get(f"{PROMPTS}/{quote(ref, safe='')}", params={"resolve": "false"}).json()
@@ -222,10 +238,13 @@ def test_composed_prompt_resolves_and_follows_label_moves(http: httpx.Client) ->
 
     blocked = http.delete(f"{PROMPTS}/{quote(base, safe='')}", params={"version": "2"})
     assert blocked.status_code == 400 and "depends on" in blocked.json()["message"]
-    dangling = http.post(PROMPTS, json={"name": unique("dangling"),
-                                        "prompt": "@@@langfusePrompt:name=nothing-here|label=x@@@"})
-    assert dangling.json() == {"message": "Prompt dependency not found: nothing-here - label x",
-                               "error": "InvalidRequestError"}
+    dangling = http.post(
+        PROMPTS, json={"name": unique("dangling"), "prompt": "@@@langfusePrompt:name=nothing-here|label=x@@@"}
+    )
+    assert dangling.json() == {
+        "message": "Prompt dependency not found: nothing-here - label x",
+        "error": "InvalidRequestError",
+    }
 
 
 def test_helpers_arrange_data_and_raise_library_errors(standin: LangfuseTestServer) -> None:
@@ -269,8 +288,10 @@ def test_sdk_scores_are_stored_and_read_back_v3(langfuse_client: Langfuse) -> No
     langfuse_client.create_score(name="label", value="good", trace_id=trace_id, data_type="CATEGORICAL")
     langfuse_client.flush()
 
-    page = eventually(lambda: langfuse_client.api.scores.get_many(trace_id=trace_id, fields="details,subject"),
-                      lambda p: len(p.data) == 3)
+    page = eventually(
+        lambda: langfuse_client.api.scores.get_many(trace_id=trace_id, fields="details,subject"),
+        lambda p: len(p.data) == 3,
+    )
     by_name = {s.name: s for s in page.data}
     assert by_name["quality"].value == 0.75 and by_name["quality"].comment == "ok"
     assert by_name["thumbs"].value is True and by_name["label"].value == "good"
@@ -279,22 +300,22 @@ def test_sdk_scores_are_stored_and_read_back_v3(langfuse_client: Langfuse) -> No
     assert [s.name for s in numeric.data] == ["quality"]
 
 
-def test_scores_single_post_filters_and_cursor(
-    standin: LangfuseTestServer, http: httpx.Client
-) -> None:
+def test_scores_single_post_filters_and_cursor(standin: LangfuseTestServer, http: httpx.Client) -> None:
     trace_id = uuid.uuid4().hex
     for index in range(5):
-        answer = http.post("/api/public/scores", json={
-            "name": "n", "value": index, "traceId": trace_id,
-            "timestamp": f"2026-01-0{index + 1}T00:00:00Z"})
+        answer = http.post(
+            "/api/public/scores",
+            json={"name": "n", "value": index, "traceId": trace_id, "timestamp": f"2026-01-0{index + 1}T00:00:00Z"},
+        )
         assert answer.status_code == 200 and answer.json()["id"]
     assert http.get("/api/public/v3/scores", params={"limit": 101}).status_code == 400
 
     first = http.get("/api/public/v3/scores", params={"traceId": trace_id, "limit": 3}).json()
     rest = http.get("/api/public/v3/scores", params={"traceId": trace_id, "cursor": first["meta"]["cursor"]}).json()
-    window = http.get("/api/public/v3/scores", params={
-        "traceId": trace_id, "fromTimestamp": "2026-01-02T00:00:00Z",
-        "toTimestamp": "2026-01-04T00:00:00Z"}).json()
+    window = http.get(
+        "/api/public/v3/scores",
+        params={"traceId": trace_id, "fromTimestamp": "2026-01-02T00:00:00Z", "toTimestamp": "2026-01-04T00:00:00Z"},
+    ).json()
 
     assert [s["value"] for s in first["data"] + rest["data"]] == [4.0, 3.0, 2.0, 1.0, 0.0]
     assert "cursor" not in rest["meta"]
@@ -327,36 +348,42 @@ def test_trace_attributes_on_any_span_merge_into_the_trace(
     langfuse_client.flush()
 
     wrapper = langfuse_client.api._client_wrapper.httpx_client  # v5 has no api.trace.get
-    trace = eventually(lambda: wrapper.request(f"api/public/traces/{trace_id}", method="GET"),
-                       lambda r: r.status_code == 200).json()
+    trace = eventually(
+        lambda: wrapper.request(f"api/public/traces/{trace_id}", method="GET"), lambda r: r.status_code == 200
+    ).json()
     assert (trace["name"], trace["userId"], trace["sessionId"]) == ("ab-run", "user-1", "s-1")
     assert trace["tags"] == tags
     assert trace["metadata"]["ab_variant"] == "B"
     llm = next(o for o in trace["observations"] if o["name"] == "llm")
     assert (llm["type"], llm["promptName"], llm["promptVersion"]) == ("GENERATION", name, 1)
 
-    observations = eventually(lambda: langfuse_client.api.observations.get_many(
-        trace_id=trace_id, fields="core,basic,prompt,metadata,trace_context"), lambda p: len(p.data) == 2)
+    observations = eventually(
+        lambda: langfuse_client.api.observations.get_many(
+            trace_id=trace_id, fields="core,basic,prompt,metadata,trace_context"
+        ),
+        lambda p: len(p.data) == 2,
+    )
     llm_v2 = next(o for o in observations.data if o.name == "llm")
     assert (llm_v2.prompt_name, llm_v2.prompt_version, llm_v2.user_id) == (name, 1, "user-1")
     assert llm_v2.tags == tags and llm_v2.metadata == {"variant": "B"}
-    by_prompt = langfuse_client.api.observations.get_many(filter=json.dumps([
-        {"type": "string", "column": "promptName", "operator": "=", "value": name},
-        {"type": "number", "column": "promptVersion", "operator": "=", "value": 1},
-    ]))
+    by_prompt = langfuse_client.api.observations.get_many(
+        filter=json.dumps(
+            [
+                {"type": "string", "column": "promptName", "operator": "=", "value": name},
+                {"type": "number", "column": "promptVersion", "operator": "=", "value": 1},
+            ]
+        )
+    )
     assert [(o.trace_id, o.name) for o in by_prompt.data] == [(trace_id, "llm")]
 
 
 @pytest.mark.langfuse_tracing
-def test_observation_filters_fields_and_paging(
-    standin: LangfuseTestServer, langfuse_client: Langfuse
-) -> None:
+def test_observation_filters_fields_and_paging(standin: LangfuseTestServer, langfuse_client: Langfuse) -> None:
     trace_ids = []
     for variant in ("A", "B", "B"):
         with langfuse_client.start_as_current_observation(name="root", as_type="span") as root:
             with propagate_attributes(tags=[f"ab:exp={variant}", "ab"]):
-                langfuse_client.start_observation(
-                    name="gen", as_type="generation", metadata={"variant": variant}).end()
+                langfuse_client.start_observation(name="gen", as_type="generation", metadata={"variant": variant}).end()
             trace_ids.append(root.trace_id)
     langfuse_client.flush()
     api = langfuse_client.api.observations
@@ -380,19 +407,42 @@ def test_observation_filters_fields_and_paging(
     assert len(standin.observations) == 6
 
 
-def test_otlp_json_and_gzip_bodies_are_accepted(
-    standin: LangfuseTestServer, http: httpx.Client
-) -> None:
+def test_otlp_json_and_gzip_bodies_are_accepted(standin: LangfuseTestServer, http: httpx.Client) -> None:
     trace_id, span_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
-    body = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"scope": {"name": "t"}, "spans": [{
-        "traceId": trace_id, "spanId": span_id, "name": "json-span",
-        "startTimeUnixNano": "1767225600000000000", "endTimeUnixNano": "1767225601000000000",
-        "attributes": [{"key": "langfuse.trace.tags", "value": {"arrayValue": {"values": [{"stringValue": "x"}]}}},
-                       {"key": "langfuse.observation.prompt.name", "value": {"stringValue": "p"}},
-                       {"key": "langfuse.observation.prompt.version", "value": {"intValue": "3"}}],
-    }]}]}]}
-    answer = http.post("/api/public/otel/v1/traces", content=gzip.compress(json.dumps(body).encode()),
-                       headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    body = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": []},
+                "scopeSpans": [
+                    {
+                        "scope": {"name": "t"},
+                        "spans": [
+                            {
+                                "traceId": trace_id,
+                                "spanId": span_id,
+                                "name": "json-span",
+                                "startTimeUnixNano": "1767225600000000000",
+                                "endTimeUnixNano": "1767225601000000000",
+                                "attributes": [
+                                    {
+                                        "key": "langfuse.trace.tags",
+                                        "value": {"arrayValue": {"values": [{"stringValue": "x"}]}},
+                                    },
+                                    {"key": "langfuse.observation.prompt.name", "value": {"stringValue": "p"}},
+                                    {"key": "langfuse.observation.prompt.version", "value": {"intValue": "3"}},
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    answer = http.post(
+        "/api/public/otel/v1/traces",
+        content=gzip.compress(json.dumps(body).encode()),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
 
     assert (answer.status_code, answer.json()) == (200, {})
     trace = http.get(f"/api/public/traces/{trace_id}").json()
@@ -401,7 +451,9 @@ def test_otlp_json_and_gzip_bodies_are_accepted(
     assert [(t["id"], t["tags"]) for t in standin.traces] == [(trace_id, ["x"])]
     assert standin.spans[0].attributes["langfuse.observation.prompt.version"] == 3
     assert http.get(f"/api/public/traces/{uuid.uuid4().hex}").json() == {
-        "message": "Trace not found within authorized project", "error": "LangfuseNotFoundError"}
+        "message": "Trace not found within authorized project",
+        "error": "LangfuseNotFoundError",
+    }
 
 
 # -- request accounting and faults -------------------------------------------------------------
@@ -415,15 +467,12 @@ def test_request_accounting(standin: LangfuseTestServer, http: httpx.Client) -> 
 
     assert standin.count("GET", PROMPTS) == 2
     assert standin.count("GET", PROMPTS, status=404) == 1
-    assert [(r.method, r.path, r.status) for r in standin.requests][-1] == (
-        "GET", "/api/public/projects", 200)
+    assert [(r.method, r.path, r.status) for r in standin.requests][-1] == ("GET", "/api/public/projects", 200)
     standin.reset_counts()
     assert standin.count() == 0
 
 
-def test_status_faults_are_scoped_and_counted(
-    standin: LangfuseTestServer, http: httpx.Client
-) -> None:
+def test_status_faults_are_scoped_and_counted(standin: LangfuseTestServer, http: httpx.Client) -> None:
     standin.create_prompt("p", "x", labels=["production"])
     with standin.inject(Fault.status(500), times=2) as fault:
         assert http.get("/api/public/projects").status_code == 200, "other paths are not hit"
@@ -506,8 +555,7 @@ def test_stop_does_not_deadlock_on_a_hung_request_and_start_keeps_data(
 def test_chunked_request_body(standin: LangfuseTestServer, http: httpx.Client) -> None:
     name = unique("chunked")
     body = json.dumps({"name": name, "prompt": "streamed"}).encode()
-    answer = http.post(PROMPTS, content=iter([body[:10], body[10:]]),
-                       headers={"Content-Type": "application/json"})
+    answer = http.post(PROMPTS, content=iter([body[:10], body[10:]]), headers={"Content-Type": "application/json"})
     assert answer.status_code == 201 and standin.get_prompt(name, label="latest")["prompt"] == "streamed"
 
 
@@ -515,6 +563,12 @@ def test_public_names_are_pinned() -> None:
     import langfuse_versioned_prompts.testing as testing
 
     assert sorted(testing.__all__) == [
-        "Fault", "FaultHandle", "LangfuseTestServer", "RecordedRequest", "RedisTestServer",
-        "RemoteLangfuse", "SpanRecord", "find_redis_server",
+        "Fault",
+        "FaultHandle",
+        "LangfuseTestServer",
+        "RecordedRequest",
+        "RedisTestServer",
+        "RemoteLangfuse",
+        "SpanRecord",
+        "find_redis_server",
     ]

@@ -32,11 +32,16 @@ NAME = "support/triage"
 
 
 def event(name: str = NAME, action: str = "updated") -> bytes:
-    return json.dumps({
-        "id": "evt", "timestamp": "2026-01-01T00:00:00.000Z", "type": "prompt-version",
-        "apiVersion": "v1", "action": action,
-        "prompt": {"id": "p", "name": name, "version": 2, "labels": ["production"], "type": "text"},
-    }).encode()
+    return json.dumps(
+        {
+            "id": "evt",
+            "timestamp": "2026-01-01T00:00:00.000Z",
+            "type": "prompt-version",
+            "apiVersion": "v1",
+            "action": action,
+            "prompt": {"id": "p", "name": name, "version": 2, "labels": ["production"], "type": "text"},
+        }
+    ).encode()
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
@@ -62,8 +67,7 @@ def cache(redis_url: str) -> Iterator[RedisCache]:
 @pytest.fixture
 def resolver(tmp_path: object, redis_url: str) -> Iterator[PromptResolver]:
     store = LocalPromptStore(str(tmp_path))
-    store.save(NAME, [ResolvedPrompt(name=NAME, version=1, type="text", template="v1",
-                                     labels=("production",))])
+    store.save(NAME, [ResolvedPrompt(name=NAME, version=1, type="text", template="v1", labels=("production",))])
     resolver = PromptResolver(memory=MemoryCache(ttl=600), local=store)
     resolver.get(NAME)
     yield resolver
@@ -102,8 +106,7 @@ def test_signed_webhook_invalidates_redis_and_every_subscribed_l1(
     body = event()
     response = post(url, body, sign(SECRET, body))
     assert response.status_code == 200, response.text
-    assert response.json() == {"ok": True, "prompt": NAME, "action": "updated", "deleted_keys": 2,
-                               "receivers": 1}
+    assert response.json() == {"ok": True, "prompt": NAME, "action": "updated", "deleted_keys": 2, "receivers": 1}
     assert payload_keys(cache) == []
     assert eventually(lambda: len(resolver.memory) == 0)
     assert subscriber.received == 1
@@ -114,7 +117,10 @@ def test_signed_webhook_invalidates_redis_and_every_subscribed_l1(
     [None, "t=1,v1=00", "forged", "replayed", "wrong-secret"],
 )
 def test_unsigned_forged_or_replayed_change_nothing(
-    url: str, cache: RedisCache, resolver: PromptResolver, subscriber: InvalidationSubscriber,
+    url: str,
+    cache: RedisCache,
+    resolver: PromptResolver,
+    subscriber: InvalidationSubscriber,
     signature: str | None,
 ) -> None:
     body = event()
@@ -148,7 +154,9 @@ def test_http_errors(url: str, cache: RedisCache) -> None:
 
 
 def test_subscriber_reconnects_after_redis_restarts_and_clears_l1(
-    redis_server: RedisTestServer, redis_url: str, resolver: PromptResolver,
+    redis_server: RedisTestServer,
+    redis_url: str,
+    resolver: PromptResolver,
     subscriber: InvalidationSubscriber,
 ) -> None:
     redis_server.stop()
@@ -168,8 +176,7 @@ def test_subscriber_reconnects_after_redis_restarts_and_clears_l1(
 
 
 def test_subscriber_survives_a_missing_redis_and_stops(resolver: PromptResolver) -> None:
-    subscriber = InvalidationSubscriber(resolver, "redis://127.0.0.1:9/0", backoff=0.01,
-                                        max_backoff=0.05).start()
+    subscriber = InvalidationSubscriber(resolver, "redis://127.0.0.1:9/0", backoff=0.01, max_backoff=0.05).start()
     assert not subscriber.wait_ready(0.3)
     subscriber.stop()
     assert resolver.get(NAME).version == 1
@@ -178,9 +185,23 @@ def test_subscriber_survives_a_missing_redis_and_stops(resolver: PromptResolver)
 def test_lvp_webhook_serve(redis_url: str, cache: RedisCache) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "REDIS_URL"))}
     process = subprocess.Popen(
-        [sys.executable, "-u", "-c", "from langfuse_versioned_prompts.cli import main; main()",
-         "webhook", "serve", "--port", "0", "--path", "/hook", "--redis-url", redis_url],
-        env={**env, "LVP_WEBHOOK_SECRET": SECRET}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-u",
+            "-c",
+            "from langfuse_versioned_prompts.cli import main; main()",
+            "webhook",
+            "serve",
+            "--port",
+            "0",
+            "--path",
+            "/hook",
+            "--redis-url",
+            redis_url,
+        ],
+        env={**env, "LVP_WEBHOOK_SECRET": SECRET},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:

@@ -107,11 +107,24 @@ def workers(langfuse_server: LangfuseTestServer, redis_url: str, tmp_path: Path)
     script.write_text(WORKER)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGFUSE_", "LVP_"))}
     started = [
-        Worker(subprocess.Popen(
-            [sys.executable, "-u", str(script), langfuse_server.url, langfuse_server.public_key,
-             langfuse_server.secret_key, redis_url, name],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        ))
+        Worker(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-u",
+                    str(script),
+                    langfuse_server.url,
+                    langfuse_server.public_key,
+                    langfuse_server.secret_key,
+                    redis_url,
+                    name,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        )
         for _ in range(2)
     ]
     try:
@@ -165,12 +178,15 @@ def test_both_processes_serve_the_new_version_within_a_second_of_the_signed_webh
         assert client.exists(key) and time.monotonic() > checked_from
 
         posted_at = time.monotonic()
-        response = httpx.post(server.url, content=body, timeout=5, headers={
-            "content-type": "application/json", "x-langfuse-signature": sign(SECRET, body)})
+        response = httpx.post(
+            server.url,
+            content=body,
+            timeout=5,
+            headers={"content-type": "application/json", "x-langfuse-signature": sign(SECRET, body)},
+        )
         assert response.status_code == 200, response.text
         assert response.json()["receivers"] == 2
-        latencies = [worker.wait_for("version 2", timeout=5, since=posted_at)[0] - posted_at
-                     for worker in fleet]
+        latencies = [worker.wait_for("version 2", timeout=5, since=posted_at)[0] - posted_at for worker in fleet]
     finally:
         server.stop()
         client.close()

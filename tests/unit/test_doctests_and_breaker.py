@@ -52,3 +52,13 @@ def test_breaker_opens_half_opens_and_closes() -> None:
 def test_breaker_settings_are_checked(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError):
         CircuitBreaker(**kwargs)  # type: ignore[arg-type]
+
+
+def test_an_abandoned_trial_lets_the_next_call_try() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(failures=1, reset_after=5, timer=lambda: now[0])
+    breaker.record_failure()
+    now[0] = 5
+    assert breaker.allow() and not breaker.allow()
+    breaker.abandon_trial()  # e.g. the trial call was cancelled
+    assert breaker.allow(), "the breaker is not stuck open"

@@ -130,6 +130,7 @@ def test_fallback_is_used_when_the_served_version_cannot_render(resolver: Prompt
     assert value.to_string() == "Hello A!"
     (run,) = recorder.runs
     assert run["prompt_version"] == 1 and run["prompt_is_fallback"] is True
+    assert "langfuse_prompt" not in run, "fallbacks are marked, not linked"
 
 
 def test_experiment_is_sticky_per_user_and_recorded(resolver: PromptResolver) -> None:
@@ -264,3 +265,24 @@ def test_batch_assigns_each_input_by_its_own_user(resolver: PromptResolver) -> N
         version = prompt.resolve(user_id=user).prompt.version
         assert value.to_string() == expected[version]
     assert len({v.to_string() for v in values}) == 2
+
+
+def test_metadata_session_does_not_hide_the_context_user(resolver: PromptResolver) -> None:
+    experiment = Experiment("greet-ab", [Variant("A", version=1), Variant("B", version=2)])
+    prompt = VersionedPromptTemplate(name="greet", experiment=experiment, resolver=resolver)
+    recorder = MetadataRecorder()
+    users = [f"u-{i}" for i in range(30)]
+    for user in users:
+        with variant_context(user_id=user):
+            prompt.invoke(
+                {"name": "x", "place": "y"},
+                config={"callbacks": [recorder], "metadata": {"langfuse_session_id": "s-1"}},
+            )
+    got = [run["ab_variant"] for run in recorder.runs]
+    assert got == [experiment.assign(user).name for user in users]
+
+
+def test_async_format_does_not_need_the_sync_path(resolver: PromptResolver) -> None:
+    prompt = VersionedPromptTemplate(name="greet", resolver=resolver)
+    assert asyncio.run(prompt.aformat(name="A")) == "Hello A!"
+    assert asyncio.run(prompt.aformat_prompt(name="B")).to_string() == "Hello B!"

@@ -44,8 +44,17 @@ def key(name: str, label: str | None = None, version: int | None = None) -> Prom
 def api(name: str, version: int, prompt: Any, **fields: Any) -> dict[str, Any]:
     """A prompt in the shape the Langfuse API returns it."""
     kind = "text" if isinstance(prompt, str) else "chat"
-    data = {"name": name, "version": version, "type": kind, "prompt": prompt, "config": {},
-            "labels": [], "tags": [], "commitMessage": None, "resolutionGraph": None}
+    data = {
+        "name": name,
+        "version": version,
+        "type": kind,
+        "prompt": prompt,
+        "config": {},
+        "labels": [],
+        "tags": [],
+        "commitMessage": None,
+        "resolutionGraph": None,
+    }
     data.update(fields)
     return data
 
@@ -87,12 +96,23 @@ versions:
 
 
 def test_text_round_trip_keeps_every_field(store: LocalPromptStore) -> None:
-    v1 = from_api(api("support", 1, TEXT_V1, labels=["production"], tags=["support", "de"],
-                      config={"model": "gpt-4o-mini", "temperature": 0.2, "stop": ["\n", "END"],
-                              "nested": {"a": [1, 2.5, None, True]}},
-                      commitMessage="Erste Version ✓\nmit zwei Zeilen"))
-    v2 = from_api(api("support", 2, "one line {{customer_name}}", labels=["staging", "latest"],
-                      tags=["support", "de"]))
+    v1 = from_api(
+        api(
+            "support",
+            1,
+            TEXT_V1,
+            labels=["production"],
+            tags=["support", "de"],
+            config={
+                "model": "gpt-4o-mini",
+                "temperature": 0.2,
+                "stop": ["\n", "END"],
+                "nested": {"a": [1, 2.5, None, True]},
+            },
+            commitMessage="Erste Version ✓\nmit zwei Zeilen",
+        )
+    )
+    v2 = from_api(api("support", 2, "one line {{customer_name}}", labels=["staging", "latest"], tags=["support", "de"]))
     path = store.save("support", [v2, v1])
     assert path == store.path / "support.yaml"
 
@@ -158,8 +178,7 @@ def test_latest_may_be_written_on_the_highest_version(store: LocalPromptStore) -
 
 
 def test_dates_stay_strings_so_config_stays_json(store: LocalPromptStore) -> None:
-    write(store, "p", "versions:\n  - version: 1\n    config: {released: 2024-01-01}\n"
-                      "    prompt: hi\n")
+    write(store, "p", "versions:\n  - version: 1\n    config: {released: 2024-01-01}\n    prompt: hi\n")
     assert store.get(key("p", version=1)).config == {"released": "2024-01-01"}
 
 
@@ -192,8 +211,7 @@ def test_unknown_label_names_prompt_file_and_existing_labels(store: LocalPromptS
     with pytest.raises(PromptNotFoundError) as info:
         store.get(key("support", label="canary"))
     message = str(info.value)
-    for part in ("'support'", "'canary'", str(path), "production -> v1", "staging -> v2",
-                 "latest -> v2"):
+    for part in ("'support'", "'canary'", str(path), "production -> v1", "staging -> v2", "latest -> v2"):
         assert part in message
 
 
@@ -229,13 +247,16 @@ def test_missing_root_directory_is_a_not_found_error(tmp_path: pathlib.Path) -> 
 
 
 @pytest.mark.parametrize(
-    "name", ["..", "../etc/passwd", "a/../b", "/etc/passwd", "a\\b", "a//b", "a/", "/", ".hidden",
-             "a/./b", "bad\nname"],
+    "name",
+    ["..", "../etc/passwd", "a/../b", "/etc/passwd", "a\\b", "a//b", "a/", "/", ".hidden", "a/./b", "bad\nname"],
 )
 def test_unsafe_names_are_configuration_errors(store: LocalPromptStore, name: str) -> None:
     prompt = ResolvedPrompt(name=name, version=1, type="text", template="x")
-    for call in (lambda: store.get(PromptKey(name, "production", None)),
-                 lambda: store.save(name, [prompt]), lambda: store.versions(name)):
+    for call in (
+        lambda: store.get(PromptKey(name, "production", None)),
+        lambda: store.save(name, [prompt]),
+        lambda: store.versions(name),
+    ):
         with pytest.raises(ConfigurationError) as info:
             call()
         assert repr(name) in str(info.value)
@@ -273,19 +294,21 @@ BAD_FILES = {
         "label 'production' is on versions 1, 2",
     ),
     "latest on an old version": (
-        "versions:\n  - version: 1\n    labels: [latest]\n    prompt: a\n"
-        "  - version: 2\n    prompt: b\n",
+        "versions:\n  - version: 1\n    labels: [latest]\n    prompt: a\n  - version: 2\n    prompt: b\n",
         "'latest' is always the highest version",
     ),
     "text prompt given messages": (
-        "versions:\n  - version: 1\n    prompt: [{role: user, content: hi}]\n", "must be a string"
+        "versions:\n  - version: 1\n    prompt: [{role: user, content: hi}]\n",
+        "must be a string",
     ),
     "chat prompt given text": ("type: chat\n" + V, "list of messages"),
     "chat message without role": (
-        "type: chat\nversions:\n  - version: 1\n    prompt: [{content: hi}]\n", "needs 'role'"
+        "type: chat\nversions:\n  - version: 1\n    prompt: [{content: hi}]\n",
+        "needs 'role'",
     ),
     "placeholder without name": (
-        "type: chat\nversions:\n  - version: 1\n    prompt: [{type: placeholder}]\n", "'name'"
+        "type: chat\nversions:\n  - version: 1\n    prompt: [{type: placeholder}]\n",
+        "'name'",
     ),
     "config not mapping": (V + "    config: [1]\n", "config must be a mapping"),
     "config not json": (V + "    config: {a: !!binary aGk=}\n", "JSON values only"),
@@ -303,9 +326,7 @@ def test_bad_files_raise_format_errors_naming_the_file(store: LocalPromptStore, 
     assert str(path) in str(info.value)
 
 
-def test_unreadable_file_is_a_format_error(
-    store: LocalPromptStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unreadable_file_is_a_format_error(store: LocalPromptStore, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(store, "p", V)
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
@@ -360,10 +381,18 @@ def test_save_invalidates_the_cache(store: LocalPromptStore) -> None:
 
 def test_saved_file_is_diff_friendly_yaml(store: LocalPromptStore) -> None:
     prompts = [
-        from_api(api("support", 1, TEXT_V1, labels=["production"], tags=["support"],
-                     config={"model": "m"}, commitMessage="first")),
-        from_api(api("support", 2, "single line", labels=["staging", "latest"],
-                     tags=["support"])),
+        from_api(
+            api(
+                "support",
+                1,
+                TEXT_V1,
+                labels=["production"],
+                tags=["support"],
+                config={"model": "m"},
+                commitMessage="first",
+            )
+        ),
+        from_api(api("support", 2, "single line", labels=["staging", "latest"], tags=["support"])),
     ]
     path = store.save("support", prompts)
     text = path.read_text(encoding="utf-8")
@@ -396,10 +425,12 @@ def test_save_keeps_the_file_mode_and_replaces_atomically(store: LocalPromptStor
         ([], ConfigurationError, "at least one version"),
         ([api("other", 1, "x")], ConfigurationError, r"'p': cannot save versions of \['other'\]"),
         ([api("p", 1, "x", config={"f": {1, 2}})], PromptFormatError, "JSON values only"),
-        ([api("p", 1, "x"), api("p", 2, [{"role": "user", "content": "y"}])],
-         ConfigurationError, "mix text and chat"),
-        ([api("p", 1, "x", labels=["production"]), api("p", 2, "y", labels=["production"])],
-         PromptFormatError, "label 'production' is on versions 1, 2"),
+        ([api("p", 1, "x"), api("p", 2, [{"role": "user", "content": "y"}])], ConfigurationError, "mix text and chat"),
+        (
+            [api("p", 1, "x", labels=["production"]), api("p", 2, "y", labels=["production"])],
+            PromptFormatError,
+            "label 'production' is on versions 1, 2",
+        ),
         ([api("p", 1, "x"), api("p", 1, "y")], PromptFormatError, "appears twice"),
         ([api("p", 1, "x", config={"f": float("nan")})], PromptFormatError, "JSON values only"),
     ],
@@ -412,15 +443,13 @@ def test_save_rejects_what_get_would_reject(
     assert not store.file_for("p").exists()
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(st.characters(codec="utf-8")), tag=st.text(min_size=1))
 def test_any_text_round_trips(store: LocalPromptStore, text: str, tag: str) -> None:
     prompt = from_api(api("p", 1, text, tags=[tag], commitMessage=text, config={text: [text]}))
     store.save("p", [prompt])
     got = store.get(key("p", version=1))
-    assert (got.template, got.commit_message, got.tags, got.config) == (
-        text, text, (tag,), {text: [text]})
+    assert (got.template, got.commit_message, got.tags, got.config) == (text, text, (tag,), {text: [text]})
 
 
 # -- add_version -----------------------------------------------------------------------------
@@ -428,12 +457,17 @@ def test_any_text_round_trips(store: LocalPromptStore, text: str, tag: str) -> N
 
 def test_add_version_moves_labels_and_latest_like_langfuse(store: LocalPromptStore) -> None:
     write(store, "support", SUPPORT)
-    new = store.add_version(ResolvedPrompt(name="support", version=99, type="text",
-                                           template="v3 {{customer_name}}",
-                                           labels=("production", "latest"),
-                                           commit_message="promote"))
-    assert (new.version, new.labels, new.tags, new.source) == (
-        3, ("production", "latest"), ("support",), "local")
+    new = store.add_version(
+        ResolvedPrompt(
+            name="support",
+            version=99,
+            type="text",
+            template="v3 {{customer_name}}",
+            labels=("production", "latest"),
+            commit_message="promote",
+        )
+    )
+    assert (new.version, new.labels, new.tags, new.source) == (3, ("production", "latest"), ("support",), "local")
     assert store.get(key("support", label="production")).version == 3
     assert store.get(key("support", label="latest")).version == 3
     assert [p.labels for p in store.versions("support")] == [(), ("staging",), new.labels]
@@ -455,10 +489,11 @@ def test_add_version_creates_a_prompt_and_refuses_a_type_change(store: LocalProm
 PARITY = [
     (api("support", 1, TEXT_V1), {"customer_name": "{{not rendered}} Ada"}),
     (api("json", 1, '{"q": "{{ q }}", "n": {"x": 1}}\n{{q}}'), {"q": "why?"}),
-    (api("chat", 2, CHAT), {"topic": "t", "content": "c",
-                            "history": [{"role": "assistant", "content": "earlier"}]}),
-    (api("jinja", 1, "{% for x in xs %}- {{ x }}\n{% endfor %}",
-         config={"template_format": "jinja2"}), {"xs": ["a", "b"]}),
+    (api("chat", 2, CHAT), {"topic": "t", "content": "c", "history": [{"role": "assistant", "content": "earlier"}]}),
+    (
+        api("jinja", 1, "{% for x in xs %}- {{ x }}\n{% endfor %}", config={"template_format": "jinja2"}),
+        {"xs": ["a", "b"]},
+    ),
 ]
 
 
@@ -489,5 +524,4 @@ def test_example_prompts_load() -> None:
     assert store.get(key("rag/qa")).variables == ("context_str", "query_str")
     notes = store.get(key("release-notes"))
     assert notes.config["template_format"] == "jinja2"
-    assert "(BREAKING)" in notes.render(product="X", release="1.0",
-                                        changes=[{"title": "a", "breaking": True}])
+    assert "(BREAKING)" in notes.render(product="X", release="1.0", changes=[{"title": "a", "breaking": True}])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -54,12 +55,13 @@ class FakeLangfuse:
         self.fail: Exception | None = None
         self.calls = 0
         self.gate: threading.Event | None = None
+        self.agate: asyncio.Event | None = None
 
-    def _answer(self, key: PromptKey) -> ResolvedPrompt:
+    def _answer(self, key: PromptKey, version: int | None = None) -> ResolvedPrompt:
         self.calls += 1
         if self.fail is not None:
             raise self.fail
-        version = key.version or self.labels.get(key.label or "")
+        version = key.version or version or self.labels.get(key.label or "")
         if version is None or key.name != "p":
             raise PromptNotFoundError(f"no {key}")
         return ResolvedPrompt(
@@ -72,12 +74,15 @@ class FakeLangfuse:
         )
 
     def fetch(self, key: PromptKey) -> ResolvedPrompt:
+        seen = self.labels.get(key.label or "")  # what the server had when the request arrived
         if self.gate is not None:
             self.gate.wait(5)
-        return self._answer(key)
+        return self._answer(key, seen)
 
     async def afetch(self, key: PromptKey) -> ResolvedPrompt:
         await asyncio.sleep(0.01)
+        if self.agate is not None:
+            await self.agate.wait()
         return self._answer(key)
 
 
@@ -185,9 +190,17 @@ def test_404_evicts_and_raises(
 def test_single_flight_across_threads(resolver: PromptResolver, langfuse: FakeLangfuse) -> None:
     langfuse.gate = threading.Event()
     results: list[int] = []
-    threads = [threading.Thread(target=lambda: results.append(resolver.get("p").version)) for _ in range(50)]
+    barrier = threading.Barrier(51)
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(resolver.get("p").version)
+
+    threads = [threading.Thread(target=worker) for _ in range(50)]
     for thread in threads:
         thread.start()
+    barrier.wait()
+    time.sleep(0.05)  # let every thread reach the flight before the fetch may finish
     langfuse.gate.set()
     for thread in threads:
         thread.join()
@@ -236,3 +249,71 @@ def test_warm_returns_errors_instead_of_raising(resolver: PromptResolver) -> Non
     results = resolver.warm(["p", "missing"])
     assert results[PromptKey.create("p")].version == 1  # type: ignore[union-attr]
     assert isinstance(results[PromptKey.create("missing")], PromptNotFoundError)
+
+
+def test_cancelling_the_first_caller_cancels_no_other(resolver: PromptResolver, langfuse: FakeLangfuse) -> None:
+    async def main() -> list[int]:
+        langfuse.agate = asyncio.Event()
+        first = asyncio.create_task(resolver.aget("p"))
+        others = [asyncio.create_task(resolver.aget("p")) for _ in range(3)]
+        await asyncio.sleep(0.02)
+        first.cancel()
+        langfuse.agate.set()
+        results = await asyncio.gather(*others)
+        assert first.cancelled()
+        return [p.version for p in results]
+
+    assert asyncio.run(main()) == [1, 1, 1] and langfuse.calls == 1
+
+
+def test_a_fallback_for_a_pinned_version_is_retried_after_fallback_ttl(
+    resolver: PromptResolver, langfuse: FakeLangfuse, clock: Clock, executor: ManualExecutor
+) -> None:
+    langfuse.fail = SourceUnavailableError("HTTP 502")
+    assert resolver.get("p", version=1).is_fallback
+    langfuse.fail = None
+    clock.now += resolver.fallback_ttl + 1
+    assert resolver.get("p", version=1).is_fallback, "served at once while it refreshes"
+    executor.run_all()
+    recovered = resolver.get("p", version=1)
+    assert (recovered.is_fallback, recovered.render(x="!")) == (False, "v1 !")
+
+
+def test_a_load_that_started_before_an_invalidation_does_not_write_back(
+    resolver: PromptResolver, langfuse: FakeLangfuse
+) -> None:
+    langfuse.gate = threading.Event()
+    slow = threading.Thread(target=resolver.get, args=("p",))
+    slow.start()
+    time.sleep(0.05)  # the fetch is under way with the old label
+    langfuse.labels["production"] = 2
+    resolver.invalidate("p")
+    langfuse.gate.set()
+    slow.join()
+    assert PromptKey.create("p") not in resolver.memory
+    assert resolver.get("p").version == 2
+
+
+def test_invalidate_prompt_while_readers_run(resolver: PromptResolver) -> None:
+    resolver.get("p")
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                resolver.memory.get(PromptKey.create("p"))
+            except BaseException as exc:  # pragma: no cover - the failure this test guards against
+                errors.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for _ in range(300):
+            resolver.memory.set(PromptKey.create("p"), resolver.get("p"))
+            resolver.memory.set(PromptKey.create("q"), resolver.get("p"))
+            resolver.memory.invalidate_prompt("p")
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors

@@ -21,11 +21,16 @@ from langfuse_versioned_prompts.webhook import (
 )
 
 SECRET = "lf-whsec_" + "ab" * 32
-BODY = json.dumps({
-    "id": "evt-1", "timestamp": "2026-01-02T03:04:05.000Z", "type": "prompt-version",
-    "apiVersion": "v1", "action": "updated",
-    "prompt": {"id": "p1", "name": "support/triage", "version": 3, "labels": ["production"]},
-}).encode()
+BODY = json.dumps(
+    {
+        "id": "evt-1",
+        "timestamp": "2026-01-02T03:04:05.000Z",
+        "type": "prompt-version",
+        "apiVersion": "v1",
+        "action": "updated",
+        "prompt": {"id": "p1", "name": "support/triage", "version": 3, "labels": ["production"]},
+    }
+).encode()
 T = 1_700_000_000
 
 
@@ -59,8 +64,7 @@ def test_str_body_is_its_utf8_bytes() -> None:
         (langfuse_header(SECRET, BODY, T), BODY + b" ", "does not match"),
         (langfuse_header(SECRET, BODY, T + 1).replace(f"t={T + 1}", f"t={T}"), BODY, "does not match"),
     ],
-    ids=["none", "empty", "no-t", "bad-t", "no-v1", "zeros", "other-secret", "tampered-body",
-         "swapped-timestamp"],
+    ids=["none", "empty", "no-t", "bad-t", "no-v1", "zeros", "other-secret", "tampered-body", "swapped-timestamp"],
 )
 def test_rejects_bad_signatures(header: str | None, body: bytes, reason: str) -> None:
     with pytest.raises(WebhookSignatureError, match=reason):
@@ -125,8 +129,9 @@ def fake() -> FakeRedis:
     return redis
 
 
-def call(app: WebhookApp, method: str = "POST", path: str = "/", body: bytes = BODY,
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+def call(
+    app: WebhookApp, method: str = "POST", path: str = "/", body: bytes = BODY, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
     """Run the ASGI app on one request; returns status and JSON body."""
     sent: list[MutableMapping[str, Any]] = []
     chunks = [body[:10], body[10:]]
@@ -138,8 +143,13 @@ def call(app: WebhookApp, method: str = "POST", path: str = "/", body: bytes = B
     async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": method, "path": path, "root_path": "",
-             "headers": [(k.encode(), v.encode()) for k, v in (headers or {}).items()]}
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "root_path": "",
+        "headers": [(k.encode(), v.encode()) for k, v in (headers or {}).items()],
+    }
     asyncio.run(app(scope, receive, send))
     assert sent[0]["type"] == "http.response.start"
     return sent[0]["status"], json.loads(sent[1]["body"])
@@ -157,16 +167,18 @@ def signed(body: bytes = BODY, t: int = T) -> dict[str, str]:
 
 def test_signed_webhook_drops_l2_keys_and_publishes(fake: FakeRedis) -> None:
     status, payload = call(make_app(fake), headers=signed())
-    assert (status, payload["prompt"], payload["deleted_keys"], payload["receivers"]) == (
-        200, "support/triage", 1, 2)
+    assert (status, payload["prompt"], payload["deleted_keys"], payload["receivers"]) == (200, "support/triage", 1, 2)
     assert fake.data == {}
     assert fake.published == [("lvp:invalidate", b"support/triage")]
 
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"x-langfuse-signature": f"t={T},v1={'0' * 64}"},
-     {"x-langfuse-signature": langfuse_header("lf-whsec_wrong", BODY, T)}],
+    [
+        {},
+        {"x-langfuse-signature": f"t={T},v1={'0' * 64}"},
+        {"x-langfuse-signature": langfuse_header("lf-whsec_wrong", BODY, T)},
+    ],
     ids=["unsigned", "forged", "wrong-secret"],
 )
 def test_unsigned_or_forged_is_401_and_changes_nothing(fake: FakeRedis, headers: dict[str, str]) -> None:
