@@ -30,12 +30,10 @@ All methods are thread-safe; ``add_version`` is not safe against other processes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import pathlib
 import stat
-import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, NoReturn
@@ -45,6 +43,7 @@ import yaml
 from .._errors import ConfigurationError, PromptFormatError, PromptNotFoundError
 from .._prompt import PromptKey, ResolvedPrompt, check_label
 from .._settings import DEFAULT_LABEL, LOCAL_PROMPTS_DIR
+from ._yaml import Dumper, load_yaml, write_atomic
 
 SUFFIX = ".yaml"
 LATEST = "latest"
@@ -161,10 +160,10 @@ class LocalPromptStore:
         except (TypeError, ValueError) as exc:
             raise PromptFormatError(f"{path}: config must hold JSON values only ({exc})") from exc
         _parse(document, path, name)
-        text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+        text = yaml.dump(document, Dumper=Dumper, sort_keys=False, allow_unicode=True,
                          default_flow_style=False, width=1 << 30)
         with self._write_lock:
-            _write_atomic(path, text.encode("utf-8"))
+            write_atomic(path, text.encode("utf-8"))
             with self._lock:
                 self._cache.pop(path, None)
         return path
@@ -220,7 +219,7 @@ class LocalPromptStore:
             return None
         except OSError as exc:
             raise PromptFormatError(f"{path}: cannot read the prompt file: {exc.strerror}") from exc
-        parsed = _parse(_load_yaml(raw, path), path, name)
+        parsed = _parse(load_yaml(raw, path), path, name)
         with self._lock:
             self._cache[path] = (stamp, parsed)
         return parsed
@@ -265,41 +264,6 @@ def _name_problem(name: object) -> str:
 
 
 # -- reading and checking a file -------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """``SafeLoader`` that rejects duplicate keys and keeps timestamps as strings."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[tuple[str, str]] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                marker = (key_node.tag, key_node.value)
-                if marker in seen:
-                    raise yaml.constructor.ConstructorError(
-                        "while reading a mapping", node.start_mark,
-                        f"found duplicate key {key_node.value!r}", key_node.start_mark,
-                    )
-                seen.add(marker)
-        return super().construct_mapping(node, deep=deep)
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _load_yaml(raw: bytes, path: pathlib.Path) -> Any:
-    try:
-        return yaml.load(raw, Loader=_Loader)  # a SafeLoader subclass: builds plain data only
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = " ".join(x for x in (exc.context, exc.problem) if x)
-        raise PromptFormatError(f"{path}{where}: invalid YAML: {problem}") from exc
-    except yaml.YAMLError as exc:
-        raise PromptFormatError(f"{path}: invalid YAML: {exc}") from exc
 
 
 def _parse(data: Any, path: pathlib.Path, name: str) -> _PromptFile:
@@ -422,58 +386,3 @@ def _document(name: str, versions: Sequence[ResolvedPrompt]) -> dict[str, Any]:
 def _message(message: Mapping[str, Any]) -> dict[str, Any]:
     """A chat message for the file, without the SDK's redundant ``type: chatmessage``."""
     return {k: v for k, v in message.items() if (k, v) != ("type", "chatmessage")}
-
-
-class _Dumper(yaml.SafeDumper):
-    """``SafeDumper`` with indented lists, ``|`` blocks for multi-line text, short lists inline."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-
-_OTHER_BREAKS = "\r\x85\u2028\u2029"
-
-
-def _is_block(text: str) -> bool:
-    """Multi-line text with some content is written as a ``|`` block."""
-    return "\n" in text and not text.isspace()
-
-
-def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    style: str | None = "|" if _is_block(data) else None
-    if any(ch in data for ch in _OTHER_BREAKS):
-        style = '"'  # other styles would turn these into "\n" or " "; double quotes escape them
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
-
-
-def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.SequenceNode:
-    inline = all(
-        x is None or isinstance(x, (int, float)) or (isinstance(x, str) and not _is_block(x))
-        for x in data
-    )
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=inline)
-
-
-_Dumper.add_representer(str, _represent_str)
-_Dumper.add_representer(list, _represent_list)
-
-
-def _write_atomic(path: pathlib.Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then move it over ``path``."""
-    temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o644
-        descriptor, temporary = tempfile.mkstemp(".tmp", f".{path.name}.", path.parent)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot write prompt file {path}: {exc.strerror}") from exc
-    finally:
-        if temporary is not None:  # still there only when something failed
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
