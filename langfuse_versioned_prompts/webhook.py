@@ -344,7 +344,7 @@ class WebhookServer:
             status, body = await asyncio.wait_for(self._exchange(reader, writer), 30)
             if status:
                 await _write_response(writer, status, [], json.dumps(body).encode())
-        except (asyncio.TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass
         except Exception:
             logger.exception("Webhook server failed on a request")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .._errors import LVPError, PromptFormatError
@@ -50,12 +50,12 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     """The current time in UTC (the default clock of the label operations)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def timestamp(clock: Clock = utc_now) -> str:
     """The clock's time as ISO 8601 in UTC, to the second (``at`` of a move)."""
-    return clock().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

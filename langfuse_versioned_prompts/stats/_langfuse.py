@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Hashable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .._errors import ConfigurationError
@@ -37,9 +37,9 @@ def parse_time(
     """
     if value is None:
         return None
-    current = (now or (lambda: datetime.now(timezone.utc)))()
+    current = (now or (lambda: datetime.now(UTC)))()
     if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     if isinstance(value, timedelta):
         return current - value
     if isinstance(value, str):
@@ -51,7 +51,7 @@ def parse_time(
         except ValueError:
             pass
         else:
-            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
     raise ConfigurationError(f"expected a duration such as '7d', '12h', '30m', or an ISO 8601 date, got {value!r}")
 
 

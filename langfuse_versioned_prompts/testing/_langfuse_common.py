@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 Query = Mapping[str, Sequence[str]]
@@ -22,7 +22,7 @@ IdFactory = Callable[[], str]
 
 def utc_now() -> datetime:
     """The default clock of the stand-in: timezone-aware UTC now."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_uuid() -> str:
@@ -98,7 +98,7 @@ def type_issue(path: Sequence[str | int], expected: str, value: Any, present: bo
 
 def iso(moment: datetime) -> str:
     """ISO 8601 in UTC with milliseconds and ``Z``, as the Langfuse API prints times."""
-    text = moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
     return text.replace("+00:00", "Z")
 
 
@@ -110,7 +110,7 @@ def parse_iso(text: str, path: str) -> datetime:
         raise invalid_data(
             [issue("invalid_format", [path], "Invalid ISO datetime", format="datetime")]
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def first(query: Query, key: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -186,7 +186,7 @@ def test_ops_promote_with_an_injected_clock_and_actor(server: LangfuseTestServer
         source="staging",
         to="production",
         actor="ci",
-        clock=lambda: datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        clock=lambda: datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),
     )
     assert (move.at, move.by, move.describe()) == ("2030-01-02T03:04:05Z", "ci", f"{name}: production v1 -> v2")
 

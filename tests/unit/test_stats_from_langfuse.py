@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,7 +30,7 @@ from langfuse_versioned_prompts import (
 )
 from langfuse_versioned_prompts.cli.ab import app
 
-NOW = datetime(2025, 3, 1, tzinfo=timezone.utc)
+NOW = datetime(2025, 3, 1, tzinfo=UTC)
 T0 = "2025-02-20T12:00:00.000Z"
 
 
@@ -340,8 +340,8 @@ def test_parse_time() -> None:
     assert stats.parse_time("7d", now=lambda: NOW) == NOW - timedelta(days=7)
     assert stats.parse_time("90m", now=lambda: NOW) == NOW - timedelta(minutes=90)
     assert stats.parse_time(timedelta(hours=2), now=lambda: NOW) == NOW - timedelta(hours=2)
-    assert stats.parse_time("2025-02-01") == datetime(2025, 2, 1, tzinfo=timezone.utc)
-    assert stats.parse_time(datetime(2025, 2, 1)) == datetime(2025, 2, 1, tzinfo=timezone.utc)
+    assert stats.parse_time("2025-02-01") == datetime(2025, 2, 1, tzinfo=UTC)
+    assert stats.parse_time(datetime(2025, 2, 1)) == datetime(2025, 2, 1, tzinfo=UTC)
     with pytest.raises(ConfigurationError):
         stats.parse_time("soon")
 
