@@ -72,15 +72,17 @@ class PromptAdmin:
 
     @classmethod
     def connect(
-        cls, *, public_key: str, secret_key: str, base_url: str | None = None,
+        cls,
+        *,
+        public_key: str,
+        secret_key: str,
+        base_url: str | None = None,
         timeout: float = ADMIN_TIMEOUT_SECONDS,
     ) -> PromptAdmin:
         """An admin on a new SDK client (tracing off) for these keys and URL."""
         from langfuse import Langfuse
 
-        client = Langfuse(
-            public_key=public_key, secret_key=secret_key, base_url=base_url, tracing_enabled=False
-        )
+        client = Langfuse(public_key=public_key, secret_key=secret_key, base_url=base_url, tracing_enabled=False)
         return cls(client, timeout=timeout)
 
     @property
@@ -111,8 +113,11 @@ class PromptAdmin:
         what = _describe(name, version, label)
         try:
             response = self.client.api.prompts.get(
-                quote(name, safe=""), version=version, label=label,
-                resolve=None if resolve else False, request_options=self._options(),
+                quote(name, safe=""),
+                version=version,
+                label=label,
+                resolve=None if resolve else False,
+                request_options=self._options(),
             )
         except Exception as exc:
             self._fail(f"reading {what}", exc)
@@ -135,8 +140,10 @@ class PromptAdmin:
             for meta in response.data:
                 if name is None or meta.name == name:
                     yield PromptSummary(
-                        name=meta.name, type=str(getattr(meta.type, "value", meta.type)),
-                        versions=tuple(sorted(meta.versions)), labels=tuple(meta.labels),
+                        name=meta.name,
+                        type=str(getattr(meta.type, "value", meta.type)),
+                        versions=tuple(sorted(meta.versions)),
+                        labels=tuple(meta.labels),
                     )
             total_pages = getattr(response.meta, "total_pages", 1) or 1
             if page >= total_pages or not response.data:
@@ -152,7 +159,11 @@ class PromptAdmin:
     # -- writes -------------------------------------------------------------------------------
 
     def create(
-        self, prompt: ResolvedPrompt, *, labels: Sequence[str] = (), commit_message: str | None = None,
+        self,
+        prompt: ResolvedPrompt,
+        *,
+        labels: Sequence[str] = (),
+        commit_message: str | None = None,
     ) -> RemoteVersion:
         """Create the next version of ``prompt.name`` with ``prompt``'s content (one POST)."""
         from langfuse.api import CreateChatPromptRequest, CreateChatPromptType, CreateTextPromptRequest
@@ -169,7 +180,9 @@ class PromptAdmin:
             request = CreateTextPromptRequest(prompt=prompt.template, **fields)
         else:
             request = CreateChatPromptRequest(
-                prompt=cast(Any, chat_messages(prompt.template)), type=CreateChatPromptType.CHAT, **fields
+                prompt=cast(Any, chat_messages(prompt.template)),
+                type=cast(Any, CreateChatPromptType.CHAT),  # mypy reads a StrEnum member as str
+                **fields,
             )
         try:
             response = self.client.api.prompts.create(request=request, request_options=self._options())
