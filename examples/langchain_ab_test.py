@@ -24,7 +24,7 @@ from langfuse_versioned_prompts import (
     Variant,
     VersionedChatPromptTemplate,
 )
-from langfuse_versioned_prompts.langchain.callbacks import trace_attributes
+from langfuse_versioned_prompts.langchain import trace_attributes
 
 PROMPTS = Path(__file__).parent / "prompts"
 

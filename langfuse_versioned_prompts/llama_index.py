@@ -65,7 +65,7 @@ from pydantic import PrivateAttr
 from ._errors import ConfigurationError, RenderError
 from ._prompt import ResolvedPrompt
 from ._selection import PromptSpec, Selection, input_variables_of, render, select
-from .langchain.callbacks import trace_attributes
+from ._tracing import trace_attributes
 from .resolver import PromptResolver, default_resolver
 from .variants import Experiment, Rollout, current_unit
 
