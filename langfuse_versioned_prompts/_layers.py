@@ -1,6 +1,8 @@
 """The layer walk behind ``PromptResolver``: loading, single flight and background refresh.
 
-The policy it implements is written out in ``resolver.py``. Every load notes the invalidation
+The policy it implements is written out in ``resolver.py``. The walk is written once, as a
+generator that yields I/O steps (``Op``); a sync driver performs them with the sync clients and an
+async driver with the asyncio ones, so both paths take exactly the same decisions. Every load notes the invalidation
 generation of its prompt when it starts and writes nothing to L1 or L2 if the prompt was
 invalidated meanwhile, so an invalidation is never undone by a fetch that was already under way.
 """
@@ -9,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Generator
+from typing import Any, NamedTuple, Protocol, cast
 
 from ._counters import Counters
 from ._errors import LVPError, PromptNotFoundError, PromptUnavailableError, SourceUnavailableError
@@ -30,6 +33,21 @@ class Executor(Protocol):
     """Where background refreshes run (a ``ThreadPoolExecutor`` by default)."""
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Any: ...
+
+
+class Op(NamedTuple):
+    """One I/O step of the layer walk, performed by the sync or the async driver."""
+
+    kind: str
+    key: PromptKey
+    arg: Any = None
+
+
+L2_GET, L2_LOCKED, L2_ACQUIRE, L2_RELEASE = "l2_get", "l2_locked", "l2_acquire", "l2_release"
+L2_SET, L2_DELETE, FETCH, LOCAL_GET, SLEEP = "l2_set", "l2_delete", "fetch", "local_get", "sleep"
+
+Plan = Generator[Op, Any, ResolvedPrompt]
+"""The walk for one key: yields I/O steps, receives their results (or their errors), returns the prompt."""
 
 
 class LayerWalk:
@@ -92,28 +110,40 @@ class LayerWalk:
                 del self._flights[key]
 
     def _load(self, key: PromptKey, *, generation: int, refresh: bool = False) -> ResolvedPrompt:
+        return self._drive(self._plan_load(key, generation, refresh))
+
+    async def _aload(self, key: PromptKey, *, generation: int, refresh: bool = False) -> ResolvedPrompt:
+        return await self._adrive(self._plan_load(key, generation, refresh))
+
+    # -- the walk, as a plan of I/O steps ----------------------------------------------------------
+
+    def _plan_load(self, key: PromptKey, generation: int, refresh: bool) -> Plan:
+        """L2, then Langfuse under the fleet lock, then local files: the policy in ``resolver.py``."""
         stale: ResolvedPrompt | None = None
         if self.redis is not None:
-            hit = self.redis.get(key)
+            hit = yield Op(L2_GET, key)
             if hit is not None and hit.fresh:
                 return self._served_from_redis(key, hit.prompt, generation)
             stale = hit.prompt if hit is not None else None
             self.counters.add("redis", "misses")
         if self.langfuse is None:
-            return self._from_local(key, None, generation)
-        token = self.redis.acquire(key) if self.redis is not None else ""
+            return (yield from self._plan_local(key, None, generation))
+        token = (yield Op(L2_ACQUIRE, key)) if self.redis is not None else ""
         if token is None:  # another process is fetching this key
             if refresh:  # leave L1 as it is: the holder refreshes L2, the next stale read finds it
                 return stale if stale is not None else self._keep(key)
             if stale is not None:
                 return self._serve_stale(key, stale, generation)
-            waited = self._wait_for_fleet(key, generation)
+            waited = yield from self._plan_wait(key, generation)
             if waited is not None:
                 return waited
         try:
-            prompt = self.langfuse.fetch(key)
+            prompt = yield Op(FETCH, key)
         except PromptNotFoundError:
-            self._evict(key)
+            self.counters.add("langfuse", "misses")
+            self.memory.invalidate(key)
+            if self.redis is not None:
+                yield Op(L2_DELETE, key)
             raise
         except SourceUnavailableError as exc:
             self.counters.add("langfuse", "errors")
@@ -121,120 +151,127 @@ class LayerWalk:
                 raise
             if stale is not None:
                 return self._serve_stale(key, stale, generation)
-            return self._from_local(key, exc, generation)
+            return (yield from self._plan_local(key, exc, generation))
         else:
             self.counters.add("langfuse", "hits")
             if self.redis is not None and self._generation(key) == generation:
-                self.redis.set(key, prompt)  # before the lock is released, so waiters find it
+                yield Op(L2_SET, key, prompt)  # before the lock is released, so waiters find it
         finally:
             if token and self.redis is not None:
-                self.redis.release(key, token)
+                yield Op(L2_RELEASE, key, token)
         return self._remember(key, prompt, generation)
 
-    def _wait_for_fleet(self, key: PromptKey, generation: int) -> ResolvedPrompt | None:
+    def _plan_wait(self, key: PromptKey, generation: int) -> Generator[Op, Any, ResolvedPrompt | None]:
         """Wait for the lock holder's L2 write; ``None``: fetch yourself (it gave up or is slow)."""
-        assert self.redis is not None
         deadline = time.monotonic() + self.redis_wait
         while time.monotonic() < deadline:
-            self._sleep(0.01)
-            hit = self.redis.get(key)
-            if hit is None and not self.redis.locked(key):
-                hit = self.redis.get(key)  # released between the two reads?
+            yield Op(SLEEP, key, 0.01)
+            hit = yield Op(L2_GET, key)
+            if hit is None and not (yield Op(L2_LOCKED, key)):
+                hit = yield Op(L2_GET, key)  # released between the two reads?
                 if hit is None:
                     return None
             if hit is not None:
                 return self._served_from_redis(key, hit.prompt, generation)
         return None
 
-    def _from_local(self, key: PromptKey, failure: Exception | None, generation: int) -> ResolvedPrompt:
+    def _plan_local(self, key: PromptKey, failure: Exception | None, generation: int) -> Plan:
         if self.local is None:
             raise PromptUnavailableError(
                 f"cannot serve {key}: {failure}; nothing is cached and no local prompt store is set"
             ) from failure
         try:
-            prompt = self.local.get(key)
+            prompt = yield Op(LOCAL_GET, key)
         except LVPError as exc:
-            raise self._local_failed(key, failure, exc) from (failure or exc)
-        return self._local_served(key, prompt, failure is not None, generation)
-
-    # -- async loading ------------------------------------------------------------------------
-
-    async def _aload(self, key: PromptKey, *, generation: int, refresh: bool = False) -> ResolvedPrompt:
-        stale: ResolvedPrompt | None = None
-        if self.redis is not None:
-            hit = await self.redis.aget(key)
-            if hit is not None and hit.fresh:
-                return self._served_from_redis(key, hit.prompt, generation)
-            stale = hit.prompt if hit is not None else None
-            self.counters.add("redis", "misses")
-        if self.langfuse is None:
-            return await self._afrom_local(key, None, generation)
-        token = await self.redis.aacquire(key) if self.redis is not None else ""
-        if token is None:
-            if refresh:
-                return stale if stale is not None else self._keep(key)
-            if stale is not None:
-                return self._serve_stale(key, stale, generation)
-            waited = await self._await_fleet(key, generation)
-            if waited is not None:
-                return waited
-        try:
-            prompt = await self.langfuse.afetch(key)
-        except PromptNotFoundError:
-            await self._aevict(key)
-            raise
-        except SourceUnavailableError as exc:
-            self.counters.add("langfuse", "errors")
-            if refresh:
+            self.counters.add("local", "misses")
+            if failure is None:
                 raise
-            if stale is not None:
-                return self._serve_stale(key, stale, generation)
-            return await self._afrom_local(key, exc, generation)
-        else:
-            self.counters.add("langfuse", "hits")
-            if self.redis is not None and self._generation(key) == generation:
-                await self.redis.aset(key, prompt)
-        finally:
-            if token and self.redis is not None:
-                await self.redis.arelease(key, token)
-        return self._remember(key, prompt, generation)
-
-    async def _await_fleet(self, key: PromptKey, generation: int) -> ResolvedPrompt | None:
-        """Async twin of ``_wait_for_fleet``."""
-        assert self.redis is not None
-        deadline = time.monotonic() + self.redis_wait
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-            hit = await self.redis.aget(key)
-            if hit is None and not await self.redis.alocked(key):
-                hit = await self.redis.aget(key)
-                if hit is None:
-                    return None
-            if hit is not None:
-                return self._served_from_redis(key, hit.prompt, generation)
-        return None
-
-    async def _afrom_local(self, key: PromptKey, failure: Exception | None, generation: int) -> ResolvedPrompt:
-        if self.local is None:
-            return self._from_local(key, failure, generation)  # raises PromptUnavailableError
-        try:
-            prompt = await self.local.aget(key)
-        except LVPError as exc:
-            raise self._local_failed(key, failure, exc) from (failure or exc)
+            raise PromptUnavailableError(
+                f"cannot serve {key}: {failure}; nothing is cached and the local store has no copy ({exc})"
+            ) from failure
         return self._local_served(key, prompt, failure is not None, generation)
 
-    def _local_failed(self, key: PromptKey, failure: Exception | None, exc: LVPError) -> LVPError:
-        self.counters.add("local", "misses")
-        if failure is None:
-            return exc
-        return PromptUnavailableError(
-            f"cannot serve {key}: {failure}; nothing is cached and the local store has no copy ({exc})"
-        )
+    # -- the drivers: the same plan, sync or async -------------------------------------------------
 
-    async def _aevict(self, key: PromptKey) -> None:
-        self.memory.invalidate(key)
-        if self.redis is not None:
-            await self.redis.adelete(key)
+    def _drive(self, plan: Plan) -> ResolvedPrompt:
+        reply: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                op = plan.throw(error) if error is not None else plan.send(reply)
+            except StopIteration as done:
+                return cast(ResolvedPrompt, done.value)
+            reply, error = None, None
+            try:
+                reply = self._perform(op)
+            except Exception as exc:
+                error = exc
+            except BaseException:
+                _abandon(plan)
+                raise
+
+    async def _adrive(self, plan: Plan) -> ResolvedPrompt:
+        reply: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                op = plan.throw(error) if error is not None else plan.send(reply)
+            except StopIteration as done:
+                return cast(ResolvedPrompt, done.value)
+            reply, error = None, None
+            try:
+                reply = await self._aperform(op)
+            except Exception as exc:
+                error = exc
+            except BaseException:  # cancelled: a fleet lock it held expires after its TTL
+                _abandon(plan)
+                raise
+
+    def _perform(self, op: Op) -> Any:
+        redis, key = cast(RedisCache, self.redis), op.key
+        match op.kind:
+            case "l2_get":
+                return redis.get(key)
+            case "l2_locked":
+                return redis.locked(key)
+            case "l2_acquire":
+                return redis.acquire(key)
+            case "l2_release":
+                return redis.release(key, op.arg)
+            case "l2_set":
+                return redis.set(key, op.arg)
+            case "l2_delete":
+                return redis.delete(key)
+            case "fetch":
+                return cast(LangfuseSource, self.langfuse).fetch(key)
+            case "local_get":
+                return cast(LocalPromptStore, self.local).get(key)
+            case "sleep":
+                return self._sleep(op.arg)
+        raise AssertionError(f"unknown step {op.kind!r}")
+
+    async def _aperform(self, op: Op) -> Any:
+        redis, key = cast(RedisCache, self.redis), op.key
+        match op.kind:
+            case "l2_get":
+                return await redis.aget(key)
+            case "l2_locked":
+                return await redis.alocked(key)
+            case "l2_acquire":
+                return await redis.aacquire(key)
+            case "l2_release":
+                return await redis.arelease(key, op.arg)
+            case "l2_set":
+                return await redis.aset(key, op.arg)
+            case "l2_delete":
+                return await redis.adelete(key)
+            case "fetch":
+                return await cast(LangfuseSource, self.langfuse).afetch(key)
+            case "local_get":
+                return await cast(LocalPromptStore, self.local).aget(key)
+            case "sleep":
+                return await asyncio.sleep(op.arg)
+        raise AssertionError(f"unknown step {op.kind!r}")
 
     # -- background refresh -------------------------------------------------------------------
 
@@ -334,8 +371,8 @@ class LayerWalk:
         prompt = prompt.replace(is_fallback=fallback, label=key.label)
         return self._remember(key, prompt, generation, self.fallback_ttl if fallback else None)
 
-    def _evict(self, key: PromptKey) -> None:
-        self.counters.add("langfuse", "misses")
-        self.memory.invalidate(key)
-        if self.redis is not None:
-            self.redis.delete(key)
+
+def _abandon(plan: Plan) -> None:
+    """Close a plan interrupted mid-walk (its ``finally`` steps cannot run without a driver)."""
+    with contextlib.suppress(RuntimeError):
+        plan.close()
