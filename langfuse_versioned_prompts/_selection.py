@@ -8,8 +8,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from collections.abc import Generator, Mapping
+from typing import Any, NamedTuple, TypeVar, cast
 
 from ._errors import ConfigurationError, LVPError, RenderError
 from ._prompt import ResolvedPrompt
@@ -17,6 +17,8 @@ from .resolver import PromptResolver
 from .variants import Assignment, Experiment, assign_variant
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +87,69 @@ def _variant_request(spec: PromptSpec, assignment: Assignment) -> tuple[str | No
     return variant.label, variant.version
 
 
+Request = tuple[str | None, int | None]
+"""A prompt version a plan needs: ``(label, version)`` of the spec's prompt."""
+
+
+def _plan_select(
+    spec: PromptSpec, user_id: str | None, session_id: str | None, rng: random.Random | None
+) -> Generator[Request, ResolvedPrompt, Selection]:
+    experiment = spec.experiment
+    if experiment is None:
+        base = yield spec.label, spec.version
+        experiment = _remote_experiment(spec, base)
+        if experiment is None:
+            return Selection(base, None)
+    assignment = assign_variant(experiment, user_id, session_id, rng=rng)
+    prompt = yield _variant_request(spec, assignment)
+    return Selection(prompt, assignment)
+
+
+def _plan_render(
+    spec: PromptSpec, selection: Selection, values: Mapping[str, Any]
+) -> Generator[Request, ResolvedPrompt, tuple[Any, Selection]]:
+    try:
+        return selection.prompt.render(**values), selection
+    except RenderError as exc:
+        if spec.fallback is None:
+            raise
+        try:
+            fallback = yield spec.fallback_request()
+        except LVPError as lookup:
+            raise exc from lookup
+        return _render_fallback(selection, fallback, values, exc)
+
+
+def _run(resolver: PromptResolver, name: str, plan: Generator[Request, ResolvedPrompt, T]) -> T:
+    """Answer a plan's requests with ``resolver.get``."""
+    try:
+        request = next(plan)
+        while True:
+            try:
+                prompt = resolver.get(name, *request)
+            except LVPError as exc:
+                request = plan.throw(exc)
+            else:
+                request = plan.send(prompt)
+    except StopIteration as done:
+        return cast(T, done.value)
+
+
+async def _arun(resolver: PromptResolver, name: str, plan: Generator[Request, ResolvedPrompt, T]) -> T:
+    """Answer a plan's requests with ``resolver.aget``."""
+    try:
+        request = next(plan)
+        while True:
+            try:
+                prompt = await resolver.aget(name, *request)
+            except LVPError as exc:
+                request = plan.throw(exc)
+            else:
+                request = plan.send(prompt)
+    except StopIteration as done:
+        return cast(T, done.value)
+
+
 def select(
     resolver: PromptResolver,
     spec: PromptSpec,
@@ -93,15 +158,7 @@ def select(
     rng: random.Random | None = None,
 ) -> Selection:
     """Resolve the prompt for one call (experiments in the prompt config included)."""
-    experiment = spec.experiment
-    if experiment is None:
-        base = resolver.get(spec.name, label=spec.label, version=spec.version)
-        experiment = _remote_experiment(spec, base)
-        if experiment is None:
-            return Selection(base, None)
-    assignment = assign_variant(experiment, user_id, session_id, rng=rng)
-    label, version = _variant_request(spec, assignment)
-    return Selection(resolver.get(spec.name, label=label, version=version), assignment)
+    return _run(resolver, spec.name, _plan_select(spec, user_id, session_id, rng))
 
 
 async def aselect(
@@ -112,49 +169,21 @@ async def aselect(
     rng: random.Random | None = None,
 ) -> Selection:
     """Async twin of ``select``."""
-    experiment = spec.experiment
-    if experiment is None:
-        base = await resolver.aget(spec.name, label=spec.label, version=spec.version)
-        experiment = _remote_experiment(spec, base)
-        if experiment is None:
-            return Selection(base, None)
-    assignment = assign_variant(experiment, user_id, session_id, rng=rng)
-    label, version = _variant_request(spec, assignment)
-    return Selection(await resolver.aget(spec.name, label=label, version=version), assignment)
+    return await _arun(resolver, spec.name, _plan_select(spec, user_id, session_id, rng))
 
 
 def render(
     resolver: PromptResolver, spec: PromptSpec, selection: Selection, values: Mapping[str, Any]
 ) -> tuple[Any, Selection]:
     """Render the selected prompt; on a render error use the spec's fallback, if any."""
-    try:
-        return selection.prompt.render(**values), selection
-    except RenderError as exc:
-        if spec.fallback is None:
-            raise
-        label, version = spec.fallback_request()
-        try:
-            fallback = resolver.get(spec.name, label=label, version=version)
-        except LVPError as lookup:
-            raise exc from lookup
-        return _render_fallback(selection, fallback, values, exc)
+    return _run(resolver, spec.name, _plan_render(spec, selection, values))
 
 
 async def arender(
     resolver: PromptResolver, spec: PromptSpec, selection: Selection, values: Mapping[str, Any]
 ) -> tuple[Any, Selection]:
     """Async twin of ``render``."""
-    try:
-        return selection.prompt.render(**values), selection
-    except RenderError as exc:
-        if spec.fallback is None:
-            raise
-        label, version = spec.fallback_request()
-        try:
-            fallback = await resolver.aget(spec.name, label=label, version=version)
-        except LVPError as lookup:
-            raise exc from lookup
-        return _render_fallback(selection, fallback, values, exc)
+    return await _arun(resolver, spec.name, _plan_render(spec, selection, values))
 
 
 def _render_fallback(
