@@ -176,6 +176,8 @@ def render(
     resolver: PromptResolver, spec: PromptSpec, selection: Selection, values: Mapping[str, Any]
 ) -> tuple[Any, Selection]:
     """Render the selected prompt; on a render error use the spec's fallback, if any."""
+    if spec.fallback is None:  # nothing to fall back to: no plan needed
+        return selection.prompt.render(**values), selection
     return _run(resolver, spec.name, _plan_render(spec, selection, values))
 
 
@@ -183,6 +185,8 @@ async def arender(
     resolver: PromptResolver, spec: PromptSpec, selection: Selection, values: Mapping[str, Any]
 ) -> tuple[Any, Selection]:
     """Async twin of ``render``."""
+    if spec.fallback is None:
+        return selection.prompt.render(**values), selection
     return await _arun(resolver, spec.name, _plan_render(spec, selection, values))
 
 
