@@ -45,7 +45,7 @@ def main() -> None:
     print(f"Plan: to detect +0.2 helpfulness (sd 0.8) at alpha 0.05 with 80% power: {needed} users per variant\n")
 
     collector = simulate(rng)
-    report = stats.analyze(collector, control="A", score="helpfulness (simulated)")
+    report = stats.analyze(collector, control="A", weights=EXPERIMENT.weights, score="helpfulness (simulated)")
     print(report)
 
     plot_path = Path(tempfile.mkdtemp(prefix="lvp-ab-")) / "ab.png"

@@ -1,8 +1,11 @@
 """``lvp ab``: A/B experiment statistics from Langfuse scores.
 
-Mounted by the main CLI as ``lvp ab ...``. The Langfuse client comes from
-``ctx.obj["langfuse_client"]`` when the parent command put one there, else from the LANGFUSE_*
-environment variables.
+Mounted by the main CLI as ``lvp ab ...``. The connection flags (``--langfuse-url``,
+``--public-key``, ``--secret-key``, ``--timeout``) work before ``ab`` (on ``lvp``) and on
+``report``. Without flags on ``report`` the Langfuse client is ``ctx.obj["langfuse_client"]`` when
+the parent command put one there, else one made from the LANGFUSE_* environment variables. With
+flags on ``report`` a client is made from them over ``ctx.obj["connection"]`` (the parent's
+``Connection``, when it passes one) over the environment, as every other ``lvp`` command does.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .._errors import ConfigurationError, LVPError
+from ._common import LangfuseUrlOption, PublicKeyOption, SecretKeyOption, TimeoutOption, connection
 
 __all__ = ["app"]
 
@@ -98,14 +102,19 @@ def report_command(
     lower_is_better: Annotated[bool, typer.Option("--lower-is-better", help="A lower score is better.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG plot to this path.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    langfuse_url: LangfuseUrlOption = None,
+    public_key: PublicKeyOption = None,
+    secret_key: SecretKeyOption = None,
+    timeout: TimeoutOption = None,
 ) -> None:
     """Compare the variants of an experiment on a Langfuse score."""
     from ..stats import from_langfuse
 
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
-    client = ctx.obj.get("langfuse_client") if isinstance(ctx.obj, dict) else None
+    flags = {"langfuse_url": langfuse_url, "public_key": public_key, "secret_key": secret_key, "timeout": timeout}
     try:
+        client = _client(ctx, flags)
         with _progress(err) as progress:
             report = from_langfuse(
                 experiment,
@@ -131,6 +140,13 @@ def report_command(
         _print_report(out, report)
     if plot is not None:
         (err if as_json else out).print(f"plot written to {escape(str(plot))}")
+
+
+def _client(ctx: typer.Context, flags: dict[str, Any]) -> Any:
+    """The Langfuse client: from this command's flags when any is given, else the parent's."""
+    if any(value is not None for value in flags.values()):
+        return connection(ctx, **flags).langfuse_client()
+    return ctx.obj.get("langfuse_client") if isinstance(ctx.obj, dict) else None
 
 
 def _print_report(console: Console, report: Any) -> None:

@@ -31,10 +31,17 @@ def default_control(names: Sequence[str]) -> str:
     return names[0]
 
 
-def check_weights(weights: Mapping[str, float] | None, names: Sequence[str]) -> dict[str, float]:
-    """Configured weights, checked against the variant names (equal weights when None)."""
+NO_SPLIT_NOTE = "sample ratio not checked: no configured split"
+
+
+def check_weights(weights: Mapping[str, float] | None, names: Sequence[str]) -> dict[str, float] | None:
+    """Configured weights, checked against the variant names; None when no split was configured.
+
+    No weights means no known split: the sample-ratio check is skipped rather than run against an
+    assumed equal split.
+    """
     if weights is None:
-        return dict.fromkeys(names, 1.0)
+        return None
     if not isinstance(weights, Mapping):
         raise ConfigurationError(f"weights must be a mapping of variant name to weight, got {weights!r}")
     if set(weights) != set(names):
@@ -72,6 +79,8 @@ def analyze(
     Boolean scores get a two-proportion test, numbers a Welch t-test; with ``users`` (ids parallel
     to each variant's scores) each user's scores are averaged first, unless ``per="observation"``.
     ``data`` may also be a ``ScoreCollector`` that scores were streamed into (its ``per`` applies).
+    ``weights`` is the configured split: only with it is the sample ratio checked (and a mismatch
+    blocks the decision); without it the report notes that the ratio was not checked.
 
     >>> report = analyze({"A": [3, 4, 5, 4, 3], "B": [5, 6, 5, 6, 7]}, control="A")
     >>> report.winner
@@ -110,6 +119,10 @@ def analyze(
     if unit == "user" and not by_user and raw:
         note = "no user ids given: each score is its own unit (pass users= to analyse per user)"
         collected = dataclasses.replace(collected, notes=(note,))
+    srm_counts: dict[str, int] | None = None
+    if users is not None and not by_user and len(raw) == len(names):
+        # per observation, users are still the unit of assignment: count them for the SRM check
+        srm_counts = {name: _distinct_units(users[name]) for name in names}
     return build_report(
         collected,
         control=control,
@@ -118,7 +131,14 @@ def analyze(
         higher_is_better=higher_is_better,
         score=score,
         experiment=experiment,
+        srm_counts=srm_counts,
+        srm_note="the sample-ratio check counts distinct users (the unit of assignment), not scores",
     )
+
+
+def _distinct_units(ids: Sequence[Hashable | None]) -> int:
+    """Distinct user ids; a score without one is its own unit."""
+    return len({i for i in ids if i is not None}) + sum(1 for i in ids if i is None)
 
 
 def _analyze_collector(
@@ -139,10 +159,18 @@ def _analyze_collector(
         raise ConfigurationError("users= does not apply to a ScoreCollector: pass user= to its add()")
     confidence = check_confidence(confidence)
     chosen = check_metric(metric)
+    collected = collector.collect(chosen)
+    checked = check_weights(weights, names)
+    if checked is not None and collected.per == "observation" and len(names) > 1:
+        note = (
+            "the sample-ratio check counts scores: a per-observation ScoreCollector keeps no user ids, "
+            "so it can flag variants whose users send more requests (collect per user to count users)"
+        )
+        collected = dataclasses.replace(collected, notes=(*collected.notes, note))
     return build_report(
-        collector.collect(chosen),
+        collected,
         control=_check_control(control, names),
-        weights=check_weights(weights, names),
+        weights=checked,
         confidence=confidence,
         higher_is_better=higher_is_better,
         score=score,
@@ -212,7 +240,7 @@ def build_report(
     collected: Collected,
     *,
     control: str,
-    weights: Mapping[str, float],
+    weights: Mapping[str, float] | None,
     confidence: float,
     higher_is_better: bool = True,
     score: str | None = None,
@@ -220,16 +248,25 @@ def build_report(
     source: Mapping[str, int] | None = None,
     warnings: Sequence[str] = (),
     srm_counts: Mapping[str, int] | None = None,
+    srm_note: str | None = None,
 ) -> Report:
     """Run the tests on collected statistics and assemble the report.
 
-    ``srm_counts`` (units assigned per variant, scored or not) replaces the analysed units in the
-    sample-ratio check when the caller knows them.
+    The sample-ratio check runs only against configured ``weights``; with None it is skipped and
+    noted. ``srm_counts`` (units assigned per variant, e.g. users, scored or not) replaces the
+    analysed units in that check when the caller knows them; ``srm_note`` then says what they count.
     """
     names = list(collected.stats)
-    total_weight = sum(weights.values())
+    total_weight = sum(weights.values()) if weights is not None else None
     summaries = tuple(
-        _summary(name, collected, weights[name] / total_weight, name == control, confidence) for name in names
+        _summary(
+            name,
+            collected,
+            weights[name] / total_weight if weights is not None and total_weight else None,
+            name == control,
+            confidence,
+        )
+        for name in names
     )
     comparisons = [_compare(collected, control, name, confidence) for name in names if name != control]
     adjusted = holm_adjust([c.p_value for c in comparisons])
@@ -248,11 +285,13 @@ def build_report(
     srm: SRMCheck | None = None
     if len(names) < 2:
         all_warnings.append(f"only one variant ({names[0]!r}): nothing to compare")
+    elif weights is None:
+        notes.append(f"{NO_SPLIT_NOTE}; give the configured weights (weights=, --weights or an Experiment) to check it")
     else:
         observed = dict(srm_counts) if srm_counts is not None else {s.name: s.n for s in summaries}
         srm = srm_check(observed, weights)
         if srm_counts is not None:
-            notes.append("the sample-ratio check counts every assigned unit, scored or not")
+            notes.append(srm_note or "the sample-ratio check counts every assigned unit, scored or not")
         if srm.flagged or any("unreliable" in n for n in srm.notes):
             all_warnings.extend(srm.notes)
     decision, winner = _decide(comparisons, srm, control, higher_is_better, collected)
@@ -276,7 +315,9 @@ def build_report(
     )
 
 
-def _summary(name: str, collected: Collected, share: float, is_control: bool, confidence: float) -> VariantSummary:
+def _summary(
+    name: str, collected: Collected, share: float | None, is_control: bool, confidence: float
+) -> VariantSummary:
     stats = collected.stats[name]
     boolean = isinstance(stats, ProportionStats)
     sd = stats.sd if isinstance(stats, MeanStats) else None
@@ -325,6 +366,8 @@ def _decide(
     skipped = "".join(f"; {c.variant} not tested: {c.notes[0]}" for c in untested if c.notes)
     if not tested:
         return f"cannot decide{skipped}", None
+    control_stats = collected.stats[control]
+    control_mean = control_stats.mean if control_stats.n else None
     sign = 1.0 if higher_is_better else -1.0
     better = [c for c in tested if c.significant and sign * (c.difference or 0.0) > 0]
     worse = [c for c in tested if c.significant and sign * (c.difference or 0.0) < 0]
@@ -332,7 +375,7 @@ def _decide(
     if better:
         best = max(better, key=lambda c: sign * (c.difference or 0.0))
         return (
-            f"{best.variant} beats {control}: {_effect_text(best)}, "
+            f"{best.variant} beats {control}: {_effect_text(best, control_mean)}, "
             f"p={format_p(best.p_value_adjusted)}{adjusted}{skipped}",
             best.variant,
         )
@@ -341,7 +384,7 @@ def _decide(
         winner = control if len(worse) == len(comparisons) else None
         return (
             f"keep {control}: {names} {'is' if len(worse) == 1 else 'are'} significantly worse "
-            f"({'; '.join(f'{c.variant}: {_effect_text(c)}' for c in worse)}){skipped}",
+            f"({'; '.join(f'{c.variant}: {_effect_text(c, control_mean)}' for c in worse)}){skipped}",
             winner,
         )
     mde = max((c.mde for c in tested if c.mde is not None), default=None)
@@ -354,10 +397,13 @@ def _decide(
     return f"no significant difference from {control}{detectable}{skipped}", None
 
 
-def _effect_text(c: Comparison) -> str:
+def _effect_text(c: Comparison, control_mean: float | None) -> str:
     text = f"difference {format_number(c.difference, signed=True)}"
     if c.ci is not None:
         text += f" (CI {format_ci(c.ci)})"
     if c.lift is not None:
         text += f", lift {c.lift:+.1%}"
+        if control_mean is not None and control_mean < 0:
+            # difference / control mean flips sign; difference / |control mean| reads the right way
+            text += f" of a negative control mean ({-c.lift:+.1%} of |control mean|)"
     return text

@@ -1,7 +1,9 @@
 """Streaming scores into per-variant sufficient statistics, per user or per observation.
 
-Memory is bounded by the number of users (one count and one sum each) when analysing per user,
-and is constant per variant when analysing per observation.
+A ``ScoreCollector`` holds one count and one sum per user when analysing per user (O(users)), and
+a constant amount per variant when analysing per observation. That is the collector only: reading
+from Langfuse (``from_langfuse``) also keeps a trace -> (variant, user) map to join scores to
+variants, which is O(traces in the window) whatever the analysis unit (see ``_langfuse_read``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """``from_langfuse``: pull an experiment's traces and a score from Langfuse, join, and analyse.
 
-The reads (``_langfuse_read``) stream: only a trace -> (variant, user) map and per-user partial
-sums are kept. Traces are chosen by start time (``since``/``until``); their scores count whenever
-they were given.
+The reads (``_langfuse_read``) are paged and streamed, but not constant in memory: the join keeps a
+trace id -> (variant, unit) map with one entry per trace of the experiment in the window (roughly
+150-250 bytes each: the trace id string and a dict slot; the (variant, unit) pairs are shared), and
+the collector keeps per-user partial sums (one per user when analysing per user). So memory grows
+with the traces in the window, which ``since``/``until`` bound; observations and scores themselves
+are not kept. Traces are chosen by start time; their scores count whenever they were given.
 """
 
 from __future__ import annotations
@@ -75,8 +78,10 @@ def from_langfuse(
 
     ``client`` is a ``langfuse.Langfuse`` (default: ``langfuse.get_client()``) or its ``.api``.
     Passing an ``Experiment`` (or ``weights``) fixes the variant names, their expected split and
-    the control. Raises ExperimentNotFoundError when no trace carries the experiment and
-    ScoreNotFoundError when no score has that name.
+    the control; only then is the sample ratio checked, on the users (or sessions, for traces
+    without a user) assigned to each variant, scored or not, whatever ``per`` is. Raises
+    ExperimentNotFoundError when no trace carries the experiment and ScoreNotFoundError when no
+    score has that name. Memory grows with the number of traces in the window (see the module).
 
     >>> report = from_langfuse("analyzer-v2", "helpfulness", since="7d")  # doctest: +SKIP
     """
@@ -130,10 +135,10 @@ def from_langfuse(
     anonymous = sum(1 for _, who in traces.values() if who is None)
     if unit == "user" and anonymous:
         warnings.append(f"{anonymous} trace(s) had no user or session id: each was counted as its own unit")
-    assigned = _assigned_units(traces, names, unit)
+    assigned = _assigned_users(traces, names)
     warnings.extend(_coverage_warnings(assigned, {n: collected.stats[n].n for n in names}, unit))
     source = {"traces": len(traces), **counts}
-    source.update({f"assigned_{unit}s:{n}": assigned[n] for n in names})
+    source.update({f"assigned_users:{n}": assigned[n] for n in names})
     report = build_report(
         collected,
         control=control,
@@ -145,6 +150,10 @@ def from_langfuse(
         source=source,
         warnings=warnings,
         srm_counts=assigned,
+        srm_note=(
+            "the sample-ratio check counts every assigned user (the unit of assignment; a session, "
+            "or the trace, when there is no user id), scored or not"
+        ),
     )
     return report
 
@@ -185,13 +194,12 @@ def _api(client: Any) -> Any:
     return getattr(client, "api", client)
 
 
-def _assigned_units(traces: Assignments, names: list[str], per: str) -> dict[str, int]:
-    """Units assigned to each variant, scored or not: users (per user) or traces."""
-    if per == "observation":
-        counts = dict.fromkeys(names, 0)
-        for variant, _ in traces.values():
-            counts[variant] = counts.get(variant, 0) + 1
-        return counts
+def _assigned_users(traces: Assignments, names: list[str]) -> dict[str, int]:
+    """Distinct users assigned to each variant, scored or not, whatever the analysis unit.
+
+    Users are the unit of assignment; a trace without a user counts its session, and a trace
+    with neither counts as its own unit.
+    """
     units: dict[str, set[Hashable]] = {n: set() for n in names}
     for trace_id, (variant, unit) in traces.items():
         units.setdefault(variant, set()).add(unit or ("trace", trace_id))

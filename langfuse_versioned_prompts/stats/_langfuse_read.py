@@ -1,27 +1,38 @@
 """Paged, streamed reads from the Langfuse public API: experiment assignments and scores.
 
 1. ``api.observations.get_many`` filtered on the trace tags ``ab:<experiment>=<variant>`` (when
-   the variant names are known) or on the metadata key ``ab_experiment``: builds the map
-   trace id -> (variant, unit). Only that map is kept.
+   the variant names are known; then only the field groups core, basic and trace_context are
+   asked for) or on the metadata key ``ab_experiment`` (plus the metadata group): builds the map
+   trace id -> (variant, unit). Observations are not kept, but that map is: one entry per trace of
+   the experiment in the window, so memory is O(traces), not O(users). Each entry is the trace id
+   string and a dict slot (roughly 150-250 bytes); the (variant, unit) values are shared between
+   the traces of a user. Every observation of a matching trace is transferred and parsed (the tag
+   filter matches all of a trace's observations), so the transfer is O(observations).
 2. ``GET /api/public/v3/scores?name=<score>&fields=subject`` (``api.scores.get_many``): each score
-   joined to a variant goes straight into a ``ScoreCollector``. The page is read as JSON through
-   the SDK's own HTTP client (same auth, base URL, timeout and retries) because the SDK's model
-   parsing of v3 scores costs milliseconds per score; an API object without that client is read
-   through ``api.scores.get_many``.
+   joined to a variant goes straight into a ``ScoreCollector`` (O(users) per-user sums). The page
+   is read as JSON through the SDK's own HTTP client (same auth, base URL, timeout and retries)
+   because the SDK's model parsing of v3 scores costs milliseconds per score. That client is a
+   private attribute (``api._client_wrapper.httpx_client``): when it is missing, or calling it
+   raises TypeError/AttributeError (the SDK changed), the public ``api.scores.get_many`` is used.
 
-SDK and transport errors become ``SourceAuthError`` / ``SourceUnavailableError`` in ``_call``.
+SDK and transport errors become ``SourceAuthError`` / ``SourceUnavailableError`` in ``_call``,
+naming the failing call; so do TypeError/AttributeError from an SDK call (an incompatible SDK) and
+pages that fail the SDK's pydantic validation.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Hashable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from .._errors import SourceAuthError, SourceUnavailableError
 from ._collect import ScoreCollector
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["OBSERVATIONS_PAGE", "SCORES_PAGE", "Assignments", "Progress", "read_assignments", "read_scores"]
 
@@ -34,6 +45,9 @@ Assignments = dict[str, tuple[str, Hashable | None]]
 OBSERVATIONS_PAGE = 1000
 SCORES_PAGE = 100
 _SCORES_PATH = "api/public/v3/scores"
+_OBSERVATIONS_CALL = "api.observations.get_many"
+_SCORES_CALL = "api.scores.get_many"
+_SCORES_HTTP_CALL = f"GET /{_SCORES_PATH} (through the SDK's api._client_wrapper.httpx_client.request)"
 
 
 class _Score(NamedTuple):
@@ -43,13 +57,32 @@ class _Score(NamedTuple):
     trace_id: str | None
 
 
-def _call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-    """One API call, with SDK and transport errors mapped to the library's errors."""
+class _PrivateClientChanged(Exception):
+    """The SDK's private HTTP client no longer answers as expected: use the public call."""
+
+
+def _call(what: str, call: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+    """One API call (``call`` names it), with SDK and transport errors mapped to the library's errors."""
     import httpx
     from langfuse.api.core.api_error import ApiError
+    from pydantic import ValidationError
 
     try:
         return fn(**kwargs)
+    except ValidationError as exc:
+        errors = exc.errors()
+        where = ".".join(str(part) for part in errors[0]["loc"]) if errors else "?"
+        message = errors[0]["msg"] if errors else str(exc)
+        raise SourceUnavailableError(
+            f"Langfuse's answer to {call} while reading {what} did not validate "
+            f"({len(errors)} error(s), first at {where}: {message}); "
+            "the server and the langfuse SDK may not match"
+        ) from exc
+    except (TypeError, AttributeError) as exc:
+        raise SourceUnavailableError(
+            f"the langfuse SDK call {call} failed while reading {what} "
+            f"({type(exc).__name__}: {_short(exc)}): this langfuse SDK version may be incompatible"
+        ) from exc
     except ApiError as exc:
         status = exc.status_code
         if status in (401, 403):
@@ -128,18 +161,20 @@ def read_assignments(
 ) -> tuple[Assignments, list[str]]:
     """trace id -> (variant, unit) for every trace of the experiment; conflicting traces dropped."""
     what = f"the traces of experiment {name!r}"
+    # tags carry the variant when its name is known: the metadata (often the largest group) is not needed
     query = {
-        "fields": "core,basic,metadata,trace_context",
+        "fields": "core,basic,trace_context" if variants else "core,basic,metadata,trace_context",
         "limit": OBSERVATIONS_PAGE,
         "filter": observation_filter(name, variants, start, end),
     }
 
     def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
-        page = _call(what, api.observations.get_many, cursor=cursor, **query)
+        page = _call(what, _OBSERVATIONS_CALL, lambda **kw: api.observations.get_many(**kw), cursor=cursor, **query)
         return list(page.data or []), getattr(page.meta, "cursor", None)
 
     prefix = f"ab:{name}="
     traces: Assignments = {}
+    shared: dict[tuple[str, Hashable | None], tuple[str, Hashable | None]] = {}  # one tuple per (variant, unit)
     conflicted: set[str] = set()
     outside = 0
     for obs in _pages(fetch, progress, "traces"):
@@ -147,7 +182,8 @@ def read_assignments(
         if not trace_id or trace_id in conflicted:
             continue
         variant = next((t[len(prefix) :] for t in (obs.tags or []) if t.startswith(prefix)), None)
-        metadata = obs.metadata if isinstance(obs.metadata, Mapping) else {}
+        metadata = getattr(obs, "metadata", None)
+        metadata = metadata if isinstance(metadata, Mapping) else {}
         if variant is None and _text(metadata.get("ab_experiment")) == name:
             variant = _text(metadata.get("ab_variant"))
         if not variant:
@@ -160,14 +196,15 @@ def read_assignments(
             unit = ("user", obs.user_id)
         elif obs.session_id:
             unit = ("session", obs.session_id)
+        pair = shared.setdefault((variant, unit), (variant, unit))
         known = traces.get(trace_id)
         if known is None:
-            traces[trace_id] = (variant, unit)
+            traces[trace_id] = pair
         elif known[0] != variant:
             conflicted.add(trace_id)
             del traces[trace_id]
         elif known[1] is None and unit is not None:
-            traces[trace_id] = (variant, unit)
+            traces[trace_id] = pair
     warnings = []
     if conflicted:
         warnings.append(f"{len(conflicted)} trace(s) carried two variants and were left out")
@@ -179,50 +216,89 @@ def read_assignments(
 def _score_fetcher(
     api: Any, what: str, name: str, start: datetime | None
 ) -> Callable[[str | None], tuple[list[_Score], str | None]]:
-    """Reads one page of scores: JSON through the SDK's HTTP client, else ``api.scores.get_many``."""
+    """Reads one page of scores: JSON through the SDK's HTTP client, else ``api.scores.get_many``.
+
+    The SDK's HTTP client is private; when it is missing, or calling it raises TypeError or
+    AttributeError, this page and every later one are read through the public call (same
+    endpoint, same cursor).
+    """
+
+    def fetch_models(cursor: str | None) -> tuple[list[_Score], str | None]:
+        page = _call(
+            what,
+            _SCORES_CALL,
+            lambda **kw: api.scores.get_many(**kw),
+            cursor=cursor,
+            name=name,
+            fields="subject",
+            limit=SCORES_PAGE,
+            from_timestamp=start,
+        )
+        return [_score_from_model(item) for item in page.data or []], getattr(page.meta, "cursor", None)
+
     http = getattr(getattr(api, "_client_wrapper", None), "httpx_client", None)
     if http is None or not callable(getattr(http, "request", None)):
-
-        def fetch_models(cursor: str | None) -> tuple[list[_Score], str | None]:
-            page = _call(
-                what,
-                api.scores.get_many,
-                cursor=cursor,
-                name=name,
-                fields="subject",
-                limit=SCORES_PAGE,
-                from_timestamp=start,
-            )
-            return [_score_from_model(item) for item in page.data or []], getattr(page.meta, "cursor", None)
-
         return fetch_models
 
     from langfuse.api.core.api_error import ApiError
-    from langfuse.api.core.datetime_utils import serialize_datetime
 
     params: dict[str, Any] = {"name": name, "fields": "subject", "limit": SCORES_PAGE}
     if start is not None:
-        params["fromTimestamp"] = serialize_datetime(start)
+        params["fromTimestamp"] = _timestamp(start)
 
     def get(cursor: str | None) -> Any:
-        response = http.request(_SCORES_PATH, method="GET", params={**params, "cursor": cursor})
-        if not 200 <= response.status_code < 300:
-            try:
-                body: Any = response.json()
-            except ValueError:
-                body = response.text
-            raise ApiError(status_code=response.status_code, headers=dict(response.headers), body=body)
-        return response.json()
+        try:
+            response = http.request(_SCORES_PATH, method="GET", params={**params, "cursor": cursor})
+            status, ok = response.status_code, 200 <= response.status_code < 300
+            content = response.content
+        except (TypeError, AttributeError) as exc:
+            raise _PrivateClientChanged(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            body: Any = json.loads(content)
+        except ValueError:
+            if ok:
+                raise SourceUnavailableError(
+                    f"Langfuse answered {_SCORES_HTTP_CALL} while reading {what} with a body that is not "
+                    f"JSON (HTTP {status}): {_short(response.text)}"
+                ) from None
+            body = response.text
+        if not ok:
+            raise ApiError(status_code=status, headers=dict(response.headers), body=body)
+        return body
+
+    use_private = True
 
     def fetch_json(cursor: str | None) -> tuple[list[_Score], str | None]:
-        page = _call(what, get, cursor=cursor)
-        if not isinstance(page, Mapping):
-            raise SourceUnavailableError(f"Langfuse answered {what} with {type(page).__name__}, not an object")
-        rows = page.get("data") or []
-        meta = page.get("meta") or {}
-        return [_score_from_json(row) for row in rows if isinstance(row, Mapping)], meta.get("cursor")
+        nonlocal use_private
+        if use_private:
+            try:
+                page = _call(what, _SCORES_HTTP_CALL, get, cursor=cursor)
+            except _PrivateClientChanged as exc:
+                use_private = False
+                logger.warning(
+                    "the langfuse SDK's private HTTP client failed (%s): reading scores through %s instead",
+                    exc,
+                    _SCORES_CALL,
+                )
+            else:
+                if not isinstance(page, Mapping):
+                    raise SourceUnavailableError(
+                        f"Langfuse answered {_SCORES_HTTP_CALL} while reading {what} with "
+                        f"{type(page).__name__}, not an object"
+                    )
+                rows = page.get("data") or []
+                meta = page.get("meta")
+                cursor_out = meta.get("cursor") if isinstance(meta, Mapping) else None
+                return [_score_from_json(row) for row in rows if isinstance(row, Mapping)], cursor_out
+        return fetch_models(cursor)
 
     return fetch_json
+
+
+def _timestamp(value: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, as the SDK serialises datetimes."""
+    aware = value if value.tzinfo is not None else value.astimezone()
+    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _score_from_json(row: Mapping[str, Any]) -> _Score:

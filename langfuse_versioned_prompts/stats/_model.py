@@ -39,7 +39,8 @@ class VariantSummary:
 class Comparison:
     """One variant against control: difference, relative lift, test, effect size, each with a CI.
 
-    ``difference`` is variant minus control; ``lift`` is ``difference / control mean``.
+    ``difference`` is variant minus control; ``lift`` is ``difference / control mean`` (so with a
+    negative control mean its sign is opposite to the difference's; a note then says so).
     ``effect_size`` is Hedges' g (continuous) or Cohen's h (boolean). ``mde`` is the smallest
     difference this sample detects with 80% power at the report's confidence level.
     """

@@ -138,6 +138,12 @@ def welch_test(
     lift = _ratio(diff, mc)
     if lift is None:
         notes.append(f"control {control_name!r} has mean 0 (or too near 0): no relative lift")
+    elif mc < 0.0:
+        notes.append(
+            f"control {control_name!r} has a negative mean ({mc:.4g}): the relative lift is difference / "
+            f"control mean, so it has the opposite sign of the difference; relative to |control mean| "
+            f"it is {-lift:+.1%}"
+        )
     if nc < 2 or nt < 2:
         few = [repr(name) for name, n in ((control_name, nc), (variant_name, nt)) if n < 2]
         notes.append(

@@ -172,3 +172,10 @@ def test_lvp_ab_report_through_the_main_cli(
     assert missing.exit_code == 1
     assert missing.stderr.strip().startswith("error: no Langfuse trace")
     assert len(missing.stderr.strip().splitlines()) == 1
+    # the connection flags also work on the command itself, after `ab report`
+    on_command = CliRunner().invoke(app, ["ab", "report", "-e", seeded.experiment.name, "-s", seeded.score,
+                                          "--json", *connection, "--timeout", "20"])  # fmt: skip
+    assert on_command.exit_code == 0, on_command.output
+    assert json.loads(on_command.stdout)["source"]["scores_joined"] == seeded.count
+    missing = CliRunner().invoke(app, ["ab", "report", "-e", f"nope{SUFFIX}", "-s", seeded.score, *connection])
+    assert missing.exit_code == 1 and missing.stderr.strip().startswith("error: no Langfuse trace")

@@ -133,13 +133,72 @@ def test_three_variants_are_holm_corrected() -> None:
 
 def test_sample_ratio_mismatch_blocks_the_decision() -> None:
     rng = np.random.default_rng(3)
-    report = stats.analyze({"A": rng.normal(0, 1, 1000), "B": rng.normal(1, 1, 1300)})
+    report = stats.analyze({"A": rng.normal(0, 1, 1000), "B": rng.normal(1, 1, 1300)}, weights={"A": 1, "B": 1})
     assert report.srm is not None and report.srm.flagged
     assert report.winner is None and report.decision.startswith("do not decide")
     assert any("sample ratio mismatch" in w for w in report.warnings)
     # the same counts are fine when the configured split is 10:13
     weighted = stats.analyze({"A": rng.normal(0, 1, 1000), "B": rng.normal(1, 1, 1300)}, weights={"A": 10, "B": 13})
     assert weighted.srm is not None and not weighted.srm.flagged and weighted.winner == "B"
+
+
+def test_without_weights_an_unequal_split_is_not_checked_and_does_not_block_the_decision() -> None:
+    rng = np.random.default_rng(5)
+    data = {"A": rng.normal(0, 1, 900), "B": rng.normal(1, 1, 100)}
+    report = stats.analyze(data, control="A")
+    assert report.srm is None
+    assert report.winner == "B" and report.decision.startswith("B beats A")
+    assert any(n.startswith("sample ratio not checked: no configured split") for n in report.notes)
+    assert all(v.expected_share is None for v in report.variants)
+    assert "Sample ratio check" not in str(report)
+    json.dumps(report.to_dict(), allow_nan=False)
+    # a ScoreCollector without weights: not checked either
+    collector = stats.ScoreCollector(per="observation")
+    for name, values in data.items():
+        for value in values:
+            collector.add(name, float(value))
+    assert stats.analyze(collector).srm is None
+    # with a configured equal split the same data is a mismatch and blocks the decision
+    weighted = stats.analyze(data, control="A", weights={"A": 1, "B": 1})
+    assert weighted.srm is not None and weighted.srm.flagged
+    assert weighted.winner is None and weighted.decision.startswith("do not decide: sample ratio mismatch")
+    assert weighted.variant("A").expected_share == 0.5
+    assert not any("sample ratio not checked" in n for n in weighted.notes)
+
+
+def test_per_observation_srm_counts_distinct_users_not_scores() -> None:
+    # 60 users per variant; B's users send three requests each, A's one
+    scores = {"A": [3.0 + (i % 5) / 4 for i in range(60)], "B": [3.5 + (i % 7) / 6 for i in range(180)]}
+    users = {"A": [f"a{i}" for i in range(60)], "B": [f"b{i // 3}" for i in range(180)]}
+    report = stats.analyze(scores, users=users, per="observation", weights={"A": 1, "B": 1})
+    assert report.per == "observation" and report.variant("B").n == 180
+    assert report.srm is not None and dict(report.srm.observed) == {"A": 60, "B": 60}
+    assert not report.srm.flagged and report.winner == "B"
+    assert any("counts distinct users" in n for n in report.notes)
+    # scores without a user id each count as their own unit
+    anonymous = stats.analyze(
+        {"A": [1.0, 2.0, 3.0], "B": [2.0, 3.0, 4.0]},
+        users={"A": ["u", "u", None], "B": [None, None, "v"]},
+        per="observation",
+        weights={"A": 1, "B": 1},
+    )
+    assert anonymous.srm is not None and dict(anonymous.srm.observed) == {"A": 2, "B": 3}
+
+
+def test_a_negative_control_mean_explains_the_sign_of_the_lift() -> None:
+    a = [-2.1, -1.9, -2.0, -2.2, -1.8, -2.0, -2.1, -1.9]
+    b = [-1.0, -0.9, -1.1, -1.0, -0.8, -1.2, -1.0, -1.0]
+    report = stats.analyze({"A": a, "B": b}, control="A")
+    c = report.comparison("B")
+    assert c.difference is not None and c.difference > 0 and c.lift is not None and c.lift < 0
+    assert c.lift == pytest.approx(c.difference / np.mean(a))  # the value keeps its definition
+    assert report.decision.startswith("B beats A")
+    assert "of a negative control mean" in report.decision
+    assert f"{-c.lift:+.1%} of |control mean|" in report.decision
+    assert any("negative mean" in w and "opposite sign" in w for w in report.all_warnings)
+    assert "negative mean" in str(report)
+    positive = stats.analyze({"A": A, "B": B})
+    assert not any("negative" in w for w in positive.all_warnings) and "negative" not in positive.decision
 
 
 @pytest.mark.parametrize(

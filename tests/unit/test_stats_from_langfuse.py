@@ -42,6 +42,8 @@ class FakeLangfuse:
         self.scores: list[dict[str, Any]] = []
         self.requests: list[httpx.Request] = []
         self.fail_with: int | None = None
+        self.malformed: set[str] = set()  # endpoints ("observations", "scores") answering a page that fails validation
+        self.not_json: set[str] = set()  # endpoints answering 200 with a body that is not JSON
 
     def add_trace(
         self,
@@ -98,6 +100,11 @@ class FakeLangfuse:
         if self.fail_with is not None:
             return httpx.Response(self.fail_with, json={"message": "nope", "error": "Error"})
         query = request.url.params
+        endpoint = request.url.path.rsplit("/", 1)[-1]
+        if endpoint in self.not_json:
+            return httpx.Response(200, text="<html>maintenance</html>")
+        if endpoint in self.malformed:
+            return httpx.Response(200, json={"data": [{"id": 1, "name": 5}], "meta": "nope"})
         if request.url.path == "/api/public/v2/observations":
             rows = [o for o in self.observations if _matches(o, json.loads(query.get("filter", "[]")))]
             return _page(rows, query, 1000)
@@ -307,6 +314,51 @@ def test_an_experiment_object_sets_control_and_split_and_srm_counts_assigned_use
     assert weighted.srm is not None and weighted.srm.expected_share["canary"] == 0.75
 
 
+def test_without_weights_an_unequal_split_is_not_checked(fake: FakeLangfuse) -> None:
+    for i in range(40):
+        variant = "A" if i < 34 else "B"
+        fake.add_trace(f"t{i}", variant, user=f"u{i}")
+        fake.add_score(f"t{i}", (3.0 if variant == "A" else 4.5) + (i % 3) / 4)
+    report = stats.from_langfuse("analyzer-v2", "helpfulness", client=fake.client())
+    assert report.srm is None
+    assert report.winner == "B" and report.decision.startswith("B beats A")
+    assert any(n.startswith("sample ratio not checked: no configured split") for n in report.notes)
+    assert report.source["assigned_users:A"] == 34 and report.source["assigned_users:B"] == 6
+    # the same data with a configured equal split is a mismatch
+    weighted = stats.from_langfuse("analyzer-v2", "helpfulness", client=fake.client(), weights={"A": 1, "B": 1})
+    assert weighted.srm is not None and weighted.srm.flagged
+    assert weighted.decision.startswith("do not decide: sample ratio mismatch")
+
+
+def test_per_observation_srm_counts_assigned_users_not_traces(fake: FakeLangfuse) -> None:
+    # 20 users per variant; each B user has four traces, each A user one
+    for i in range(40):
+        variant = "A" if i < 20 else "B"
+        for k in range(1 if variant == "A" else 4):
+            fake.add_trace(f"t{i}-{k}", variant, user=f"u{i}")
+            fake.add_score(f"t{i}-{k}", 3.0 + ((i + k) % 4) / 2)
+    fake.add_trace("anon-1", "A", session="s-1")
+    fake.add_trace("anon-2", "A", session="s-1")  # same session: one unit
+    fake.add_trace("anon-3", "B")  # neither user nor session: its own unit
+    experiment = Experiment("analyzer-v2", [Variant("A"), Variant("B")])
+    report = stats.from_langfuse(experiment, "helpfulness", client=fake.client(), per="observation")
+    assert report.per == "observation" and report.variant("B").n == 80
+    assert report.srm is not None and dict(report.srm.observed) == {"A": 21, "B": 21}
+    assert not report.srm.flagged
+    assert report.source["assigned_users:A"] == 21
+    assert any("counts every assigned user" in n for n in report.notes)
+
+
+def test_tag_reads_skip_the_metadata_field_group(fake: FakeLangfuse) -> None:
+    seed_experiment(fake)
+    stats.from_langfuse("analyzer-v2", "helpfulness", client=fake.client(), weights={"A": 1, "B": 1})
+    fields = fake.requests[0].url.params["fields"].split(",")
+    assert "trace_context" in fields and "basic" in fields and "metadata" not in fields
+    fake.requests.clear()
+    stats.from_langfuse("analyzer-v2", "helpfulness", client=fake.client())
+    assert "metadata" in fake.requests[0].url.params["fields"].split(",")
+
+
 def test_api_errors_map_to_library_errors(fake: FakeLangfuse) -> None:
     seed_experiment(fake)
     fake.fail_with = 401
@@ -399,3 +451,184 @@ def test_an_api_object_without_the_sdk_http_client_is_read_through_get_many(fake
     assert report.source["scores_unjoined"] == 1
     score_request = next(r for r in fake.requests if r.url.path.endswith("/scores"))
     assert score_request.url.params["fromTimestamp"].startswith("2025-01-01T00:00:00")
+
+
+# ---- an SDK whose private HTTP client changed, and pages that fail validation ----------------------
+
+
+class _Raising:
+    """Stands in for an SDK object whose method raises ``exc`` when called."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+        self.calls = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        raise self.exc
+
+
+def test_a_changed_private_http_client_falls_back_to_the_public_scores_call(fake: FakeLangfuse) -> None:
+    scores, users = seed_experiment(fake)
+    sdk = fake.client()
+    request = _Raising(TypeError("request() got an unexpected keyword argument 'params'"))
+    changed = SimpleNamespace(
+        observations=sdk.observations,
+        scores=sdk.scores,
+        _client_wrapper=SimpleNamespace(httpx_client=SimpleNamespace(request=request)),
+    )
+    report = stats.from_langfuse("analyzer-v2", "helpfulness", client=changed)
+    expected = stats.analyze(scores, users=users, control="A")
+    assert request.calls == 1  # tried once, then the public call for every page
+    assert report.comparison("B").p_value == pytest.approx(expected.comparison("B").p_value)
+    assert report.source["scores_joined"] == 40
+    # a wrapper object without the HTTP client attribute goes to the public call at once
+    bare = SimpleNamespace(observations=sdk.observations, scores=sdk.scores, _client_wrapper=object())
+    assert stats.from_langfuse("analyzer-v2", "helpfulness", client=bare).source["scores_joined"] == 40
+
+
+@pytest.mark.parametrize(
+    ("exc", "call"),
+    [
+        (TypeError("get_many() got an unexpected keyword argument 'fields'"), "api.scores.get_many"),
+        (AttributeError("'ScoresClient' object has no attribute 'get_many'"), "api.scores.get_many"),
+    ],
+)
+def test_a_changed_public_sdk_call_is_source_unavailable(fake: FakeLangfuse, exc: Exception, call: str) -> None:
+    seed_experiment(fake)
+    sdk = fake.client()
+    changed = SimpleNamespace(observations=sdk.observations, scores=SimpleNamespace(get_many=_Raising(exc)))
+    with pytest.raises(SourceUnavailableError, match=call.replace(".", r"\.")) as info:
+        stats.from_langfuse("analyzer-v2", "helpfulness", client=changed)
+    assert type(exc).__name__ in str(info.value) and "langfuse SDK" in str(info.value)
+    both = SimpleNamespace(
+        observations=sdk.observations,
+        scores=SimpleNamespace(get_many=_Raising(exc)),
+        _client_wrapper=SimpleNamespace(httpx_client=SimpleNamespace(request=_Raising(TypeError("changed")))),
+    )
+    with pytest.raises(SourceUnavailableError, match=call.replace(".", r"\.")):
+        stats.from_langfuse("analyzer-v2", "helpfulness", client=both)
+    observations = SimpleNamespace(get_many=_Raising(TypeError("changed")))
+    with pytest.raises(SourceUnavailableError, match=r"api\.observations\.get_many"):
+        stats.from_langfuse("analyzer-v2", "helpfulness", client=SimpleNamespace(observations=observations))
+
+
+def test_pages_that_fail_validation_are_source_unavailable(fake: FakeLangfuse) -> None:
+    seed_experiment(fake)
+    fake.malformed = {"observations"}
+    with pytest.raises(SourceUnavailableError, match=r"api\.observations\.get_many.*did not validate"):
+        stats.from_langfuse("analyzer-v2", "helpfulness", client=fake.client())
+    fake.malformed = {"scores"}
+    sdk = fake.client()
+    public = SimpleNamespace(observations=sdk.observations, scores=sdk.scores)
+    with pytest.raises(SourceUnavailableError, match=r"api\.scores\.get_many.*did not validate"):
+        stats.from_langfuse("analyzer-v2", "helpfulness", client=public)
+    fake.malformed = set()
+    fake.not_json = {"scores"}
+    with pytest.raises(SourceUnavailableError, match=r"GET /api/public/v3/scores.*not JSON"):
+        stats.from_langfuse("analyzer-v2", "helpfulness", client=sdk)
+
+
+def test_cli_shows_one_line_not_a_traceback_when_the_sdk_changed(fake: FakeLangfuse) -> None:
+    seed_experiment(fake)
+    sdk = fake.client()
+    changed = SimpleNamespace(
+        observations=sdk.observations, scores=SimpleNamespace(get_many=_Raising(TypeError("changed")))
+    )
+    result = CliRunner().invoke(
+        app, ["report", "-e", "analyzer-v2", "-s", "helpfulness"], obj={"langfuse_client": changed}
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "api.scores.get_many" in lines[0]
+    fake.malformed = {"observations"}
+    result = run(fake, "-e", "analyzer-v2", "-s", "helpfulness")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip().startswith("error:") and "did not validate" in result.stderr
+
+
+# ---- connection flags on `lvp ab report` ---------------------------------------------------------
+
+
+@pytest.fixture
+def connections(fake: FakeLangfuse, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every Connection a Langfuse client is made from; each client talks to ``fake``."""
+    from langfuse_versioned_prompts.cli._common import Connection
+
+    for name in ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_BASE_URL", "LANGFUSE_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    made: list[Any] = []
+
+    def client(self: Connection) -> Any:
+        if not self.has_langfuse():
+            raise ConfigurationError("Langfuse keys are missing")
+        made.append(self)
+        return fake.client()
+
+    monkeypatch.setattr(Connection, "langfuse_client", client)
+    return made
+
+
+CONNECTION = ["--langfuse-url", "http://langfuse.example", "--public-key", "pk-flag", "--secret-key", "sk-flag"]
+
+
+@pytest.mark.parametrize("placement", ["before the command", "on the command"])
+def test_connection_flags_work_before_lvp_ab_and_on_report(
+    fake: FakeLangfuse, connections: list[Any], placement: str
+) -> None:
+    from langfuse_versioned_prompts.cli import app as lvp
+
+    seed_experiment(fake)
+    report = ["ab", "report", "-e", "analyzer-v2", "-s", "helpfulness", "--json"]
+    args = [*CONNECTION, *report] if placement == "before the command" else [*report, *CONNECTION, "--timeout", "7"]
+    result = CliRunner().invoke(lvp, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["winner"] == "B"
+    used = connections[-1]
+    assert (used.langfuse_url, used.public_key, used.secret_key) == ("http://langfuse.example", "pk-flag", "sk-flag")
+    if placement == "on the command":
+        assert used.timeout == 7.0
+
+
+def test_report_flags_override_the_environment_and_missing_keys_are_one_line(
+    fake: FakeLangfuse, connections: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_experiment(fake)
+    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", "pk-env")
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", "sk-env")
+    monkeypatch.setenv("LANGFUSE_BASE_URL", "http://env.example")
+    result = CliRunner().invoke(app, ["report", "-e", "analyzer-v2", "-s", "helpfulness", "--public-key", "pk-cmd"])
+    assert result.exit_code == 0, result.output
+    used = connections[-1]
+    assert (used.langfuse_url, used.public_key, used.secret_key) == ("http://env.example", "pk-cmd", "sk-env")
+    monkeypatch.delenv("LANGFUSE_SECRET_KEY")
+    missing = CliRunner().invoke(app, ["report", "-e", "analyzer-v2", "-s", "helpfulness", "--public-key", "pk"])
+    assert missing.exit_code == 1
+    assert missing.stderr.strip().startswith("error:") and len(missing.stderr.strip().splitlines()) == 1
+    help_text = CliRunner().invoke(app, ["report", "--help"]).stdout
+    for flag in ("--langfuse-url", "--public-key", "--secret-key", "--timeout"):
+        assert flag in help_text
+
+
+def test_the_trace_map_shares_one_value_per_variant_and_user(fake: FakeLangfuse) -> None:
+    from langfuse_versioned_prompts.stats._langfuse_read import read_assignments
+
+    seed_experiment(fake)  # two traces per user
+    traces, _ = read_assignments(fake.client(), "analyzer-v2", None, None, None, None)
+    assert len(traces) == 40
+    assert traces["t3-0"] == ("A", ("user", "u3")) and traces["t3-0"] is traces["t3-1"]
+    assert len({id(value) for value in traces.values()}) == 20
+
+
+def test_report_flags_are_laid_over_the_parents_connection_when_it_passes_one(
+    fake: FakeLangfuse, connections: list[Any]
+) -> None:
+    from langfuse_versioned_prompts.cli._common import Connection
+
+    seed_experiment(fake)
+    parent = Connection(public_key="pk-root", secret_key="sk-root", langfuse_url="http://root.example")
+    args = ["report", "-e", "analyzer-v2", "-s", "helpfulness", "--langfuse-url", "http://cmd.example"]
+    result = CliRunner().invoke(app, args, obj={"connection": parent})
+    assert result.exit_code == 0, result.output
+    used = connections[-1]
+    assert (used.langfuse_url, used.public_key, used.secret_key) == ("http://cmd.example", "pk-root", "sk-root")
