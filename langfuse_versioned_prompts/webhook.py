@@ -26,27 +26,24 @@ import hashlib
 import hmac
 import json
 import logging
+import math
+import re
+import socket
+import socketserver
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from ._errors import ConfigurationError, LVPError
 from ._invalidation import DEFAULT_CHANNEL, InvalidationSubscriber, publish_invalidation
 from .sources.redis import RedisCache
 
 __all__ = [
-    "DEFAULT_CHANNEL",
-    "SIGNATURE_HEADER",
-    "InvalidationSubscriber",
-    "WebhookApp",
-    "WebhookServer",
-    "WebhookSignatureError",
-    "publish_invalidation",
-    "sign",
-    "verify_signature",
-    "webhook_app",
+    "DEFAULT_CHANNEL", "SIGNATURE_HEADER", "InvalidationSubscriber", "WebhookApp", "WebhookServer",
+    "WebhookSignatureError", "publish_invalidation", "sign", "verify_signature", "webhook_app",
 ]
 
 logger = logging.getLogger(__name__)
@@ -55,11 +52,15 @@ SIGNATURE_HEADER = "x-langfuse-signature"
 TOLERANCE_SECONDS = 300
 """Signatures older (or further in the future) than this are rejected as replays."""
 MAX_BODY_BYTES = 1 << 20
+_TIMESTAMP = re.compile(r"[0-9]{1,15}")  # ASCII digits only: str.isdigit() also takes "\u00b2"
+_LENGTH = re.compile(r"[0-9]{1,12}")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Response = tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]
+"""Status, JSON payload and extra headers of an answer."""
 
 
 class WebhookSignatureError(LVPError):
@@ -92,7 +93,8 @@ def verify_signature(
     """Check a Langfuse webhook signature; returns its timestamp, raises ``WebhookSignatureError``.
 
     ``body`` must be the raw request body, byte for byte. Several ``v1=`` entries are accepted
-    (any may match). ``now`` (unix seconds) defaults to the current time.
+    (any may match). ``now`` (unix seconds) defaults to the current time. A malformed header
+    (non-ASCII, no ``t=`` of ASCII digits, no ``v1=``) raises ``WebhookSignatureError`` too.
 
     >>> header = sign("s3cret", b'{"a":1}', timestamp=1000)
     >>> verify_signature("s3cret", header, b'{"a":1}', now=1010)
@@ -102,12 +104,21 @@ def verify_signature(
     ...
     langfuse_versioned_prompts.webhook.WebhookSignatureError: signature does not match the body
     """
+    return _verify(secret, header, body, now=now, tolerance=tolerance)[0]
+
+
+def _verify(
+    secret: str, header: str | None, body: bytes | str, *, now: float | None, tolerance: float,
+) -> tuple[int, str]:
+    """``verify_signature``, also returning the digest that matched (what identifies a delivery)."""
     if not secret:
         raise ConfigurationError("the webhook secret must be a non-empty string")
     if not header:
         raise WebhookSignatureError(f"missing {SIGNATURE_HEADER} header")
+    if not header.isascii():
+        raise WebhookSignatureError(f"{SIGNATURE_HEADER} is not ASCII")
     timestamp: str | None = None
-    signatures: list[str] = []
+    signatures: list[bytes] = []
     for part in header.split(","):
         key, sep, value = part.strip().partition("=")
         if not sep:
@@ -115,15 +126,15 @@ def verify_signature(
         if key == "t":
             timestamp = value.strip()
         elif key == "v1":
-            signatures.append(value.strip().lower())
-    if timestamp is None or not timestamp.isdigit():
+            signatures.append(value.strip().lower().encode("ascii"))
+    if timestamp is None or not _TIMESTAMP.fullmatch(timestamp):
         raise WebhookSignatureError(f"{SIGNATURE_HEADER} has no valid t=<unix seconds> part")
     if not signatures:
         raise WebhookSignatureError(f"{SIGNATURE_HEADER} has no v1=<signature> part")
     expected = _digest(secret, timestamp, _as_bytes(body))
     matched = False
     for candidate in signatures:  # compare all: no early exit that would leak which one matched
-        matched |= hmac.compare_digest(expected, candidate)
+        matched |= hmac.compare_digest(expected.encode("ascii"), candidate)
     if not matched:
         raise WebhookSignatureError("signature does not match the body")
     age = (time.time() if now is None else now) - int(timestamp)
@@ -132,12 +143,17 @@ def verify_signature(
             f"signature timestamp is {abs(age):.0f}s {'old' if age > 0 else 'in the future'} "
             f"(tolerance {tolerance:.0f}s): replayed or clock skew"
         )
-    return int(timestamp)
+    return int(timestamp), expected
 
 
 class WebhookApp:
     """ASGI app receiving Langfuse prompt webhooks; see the module docstring. Build it with
-    ``webhook_app``. Thread-safe; Redis calls run in worker threads, never on the event loop."""
+    ``webhook_app``. Thread-safe; Redis calls run in worker threads, never on the event loop.
+
+    A delivery is identified by its timestamp and the digest that matched (not by the header's
+    spelling), and counts as received once its invalidation succeeded: a delivery answered 503 can
+    be sent again, a received one is refused as a replay for twice the tolerance.
+    """
 
     def __init__(
         self, secret: str, redis: str | RedisCache, *, channel: str = DEFAULT_CHANNEL,
@@ -154,7 +170,8 @@ class WebhookApp:
         self.path = _normalize(path) if path is not None else None
         self.tolerance = tolerance
         self.clock = clock
-        self._seen: dict[str, float] = {}
+        self._seen: dict[tuple[int, str], float] = {}
+        """Deliveries received (or being processed: expiry ``inf``) -> when they may be forgotten."""
         self._lock = threading.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -172,15 +189,14 @@ class WebhookApp:
         })
         await send({"type": "http.response.body", "body": body})
 
-    async def _respond(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any], list[Any]]:
+    async def _respond(self, scope: Scope, receive: Receive) -> Response:
         path = scope.get("path", "/")
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root):]
-        if self.path is not None and _normalize(path) != self.path:
-            return 404, {"error": "not found"}, []
-        if scope.get("method") != "POST":
-            return 405, {"error": "method not allowed: use POST"}, [(b"allow", b"POST")]
+        refused = self.route(scope.get("method", ""), path)
+        if refused is not None:
+            return refused
         body = bytearray()
         while True:
             message = await receive()
@@ -194,14 +210,20 @@ class WebhookApp:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         return await asyncio.to_thread(self.handle, headers.get(SIGNATURE_HEADER), bytes(body))
 
-    def handle(self, signature: str | None, body: bytes) -> tuple[int, dict[str, Any], list[Any]]:
+    def route(self, method: str, path: str) -> Response | None:
+        """The 404 or 405 answer for a request to ``path`` (mount-relative) with ``method``, else None."""
+        if self.path is not None and _normalize(path) != self.path:
+            return 404, {"error": "not found"}, []
+        if method != "POST":
+            return 405, {"error": "method not allowed: use POST"}, [(b"allow", b"POST")]
+        return None
+
+    def handle(self, signature: str | None, body: bytes) -> Response:
         """Verify and act on one delivery: ``(status, JSON payload, extra headers)``. Blocking."""
         try:
-            verify_signature(self.secret, signature, body, now=self.clock(), tolerance=self.tolerance)
-            self._check_fresh(signature or "")
+            delivery = _verify(self.secret, signature, body, now=self.clock(), tolerance=self.tolerance)
         except WebhookSignatureError as exc:
-            logger.warning("Rejected a Langfuse webhook: %s", exc)
-            return 401, {"error": f"invalid signature: {exc}"}, []
+            return _unauthorized(exc)
         try:
             event = json.loads(body)
             if not isinstance(event, dict):
@@ -216,10 +238,16 @@ class WebhookApp:
         except ValueError as exc:
             return 400, {"error": f"not a Langfuse prompt webhook: {exc}"}, []
         try:
+            self._claim(delivery)
+        except WebhookSignatureError as exc:
+            return _unauthorized(exc)
+        try:
             deleted, receivers = self.invalidate(name)
         except Exception as exc:  # Redis down or refusing: ask Langfuse to retry
+            self._settle(delivery, received=False)
             logger.warning("Webhook for prompt %r: Redis failed: %s", name, exc)
             return 503, {"error": f"Redis unavailable: {type(exc).__name__}"}, [(b"retry-after", b"5")]
+        self._settle(delivery, received=True)
         logger.info("Webhook %s for prompt %r: %d L2 keys dropped, %d processes told",
                     event.get("action"), name, deleted, receivers)
         return 200, {"ok": True, "prompt": name, "action": event.get("action"),
@@ -233,14 +261,27 @@ class WebhookApp:
             raise ConnectionError(f"could not delete the Redis keys of prompt {name!r}")
         return deleted, publish_invalidation(self.cache.client, name, self.channel)
 
-    def _check_fresh(self, signature: str) -> None:
-        """Reject a delivery seen before (within the tolerance window) as a replay."""
+    def _claim(self, delivery: tuple[int, str]) -> None:
+        """Mark a delivery as being processed; a replay if it was received or is being processed."""
         now = self.clock()
         with self._lock:
-            self._seen = {k: t for k, t in self._seen.items() if t > now}
-            if signature in self._seen:
-                raise WebhookSignatureError("this exact delivery was already received (replay)")
-            self._seen[signature] = now + 2 * self.tolerance
+            self._seen = {k: until for k, until in self._seen.items() if until > now}
+            if delivery in self._seen:
+                raise WebhookSignatureError("this delivery was already received (replay)")
+            self._seen[delivery] = math.inf
+
+    def _settle(self, delivery: tuple[int, str], *, received: bool) -> None:
+        """Record a processed delivery as received (until it is too old anyway), or forget it."""
+        with self._lock:
+            if received:
+                self._seen[delivery] = self.clock() + 2 * self.tolerance
+            else:  # its invalidation failed: Langfuse may send it again
+                self._seen.pop(delivery, None)
+
+
+def _unauthorized(exc: WebhookSignatureError) -> Response:
+    logger.warning("Rejected a Langfuse webhook: %s", exc)
+    return 401, {"error": f"invalid signature: {exc}"}, []
 
 
 def webhook_app(
@@ -269,10 +310,11 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 class WebhookServer:
-    """A minimal HTTP/1.1 server (stdlib asyncio) for one ASGI app, e.g. ``lvp webhook serve``.
+    """An HTTP server for one ``WebhookApp`` (stdlib ``ThreadingHTTPServer``), e.g. ``lvp webhook serve``.
 
-    One request per connection, ``Content-Length`` bodies only; enough for webhooks, not a general
-    web server (put a real one in front for TLS).
+    Each request runs ``WebhookApp.handle`` in a thread of its own; ``Content-Length`` bodies of at
+    most ``MAX_BODY_BYTES``, one request per connection. Enough for webhooks, not a general web
+    server (put a real one in front for TLS).
 
     >>> server = WebhookServer(app, host="127.0.0.1", port=0).start()          # doctest: +SKIP
     >>> server.url                                                              # doctest: +SKIP
@@ -280,41 +322,39 @@ class WebhookServer:
     >>> server.stop()                                                           # doctest: +SKIP
     """
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], *,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: WebhookApp, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.app = app
         self.host = host
         self.port = port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
+        self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
 
     @property
     def url(self) -> str:
         """``http://host:port`` (the real port once started)."""
-        return f"http://{self.host}:{self.port}"
+        return f"http://{f'[{self.host}]' if ':' in self.host else self.host}:{self.port}"
 
-    def serve_forever(self) -> None:
-        """Serve in this thread until ``stop()`` or KeyboardInterrupt."""
-        asyncio.run(self._main())
-
-    def start(self, timeout: float = 5.0) -> WebhookServer:
-        """Serve in a daemon thread; returns once listening (raises if it cannot listen)."""
-        self._thread = threading.Thread(target=self._run, name="lvp-webhook-server", daemon=True)
+    def start(self) -> WebhookServer:
+        """Listen, then serve in a daemon thread; ``ConfigurationError`` if it cannot listen."""
+        try:
+            httpd = _HTTPServer((self.host, self.port), self.app)
+        except OSError as exc:
+            raise ConfigurationError(f"webhook server could not listen on {self.url}: {exc}") from exc
+        self._httpd, self.port = httpd, int(httpd.server_address[1])
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="lvp-webhook-server", daemon=True)
         self._thread.start()
-        if not self._ready.wait(timeout) or self._error is not None:
-            raise ConfigurationError(f"webhook server could not listen on {self.url}: {self._error}")
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving (from any thread)."""
-        loop, stopping = self._loop, self._stopping
-        if loop is not None and stopping is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stopping.set)
-        if self._thread is not None and self._thread is not threading.current_thread():
+        """Stop accepting requests and close the socket (requests in progress finish)."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        if self._thread is not None and self._thread.is_alive():
+            httpd.shutdown()  # returns once serve_forever has returned
             self._thread.join(timeout)
+        httpd.server_close()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server started by ``start()`` ends (or ``timeout``); True if it ended."""
@@ -323,110 +363,62 @@ class WebhookServer:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported by start()
-            self._error = exc
-            self._ready.set()
 
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
-        server = await asyncio.start_server(self._connection, self.host, self.port)
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        async with server:
-            await self._stopping.wait()
+class _HTTPServer(ThreadingHTTPServer):
+    def __init__(self, address: tuple[str, int], app: WebhookApp) -> None:
+        self.app = app
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, _Handler)
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def server_bind(self) -> None:  # without HTTPServer's reverse DNS lookup of the host
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def handle_error(self, request: Any, client_address: Any) -> None:  # a client that went away
+        logger.debug("Webhook server: connection from %s failed", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One request: ``WebhookApp.route``, then the body read and ``WebhookApp.handle``."""
+
+    server: _HTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = "lvp-webhook"
+    timeout = 30  # seconds a client may take to send its request
+
+    def _serve(self) -> None:
         try:
-            status, body = await asyncio.wait_for(self._exchange(reader, writer), 30)
-            if status:
-                await _write_response(writer, status, [], json.dumps(body).encode())
-        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-            pass
+            target = unquote(urlsplit(self.path).path or "/")
+            answer = self.server.app.route(self.command, target) or self._deliver()
         except Exception:
             logger.exception("Webhook server failed on a request")
-        finally:
-            writer.close()
+            answer = 500, {"error": "internal error"}, []
+        status, payload, headers = answer
+        body = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name.decode("latin-1"), value.decode("latin-1"))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
-    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-                        ) -> tuple[int, dict[str, str]]:
-        """Read one request, run the app; ``(status, body)`` of an error to send, else ``(0, {})``."""
-        parts = (await reader.readline()).decode("latin-1").split()
-        if len(parts) != 3:
-            return 400, {"error": "bad request line"}
-        method, target, _ = parts
-        headers: list[tuple[bytes, bytes]] = []
-        while len(headers) < 100:
-            line = await reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.partition(b":")
-            headers.append((name.strip().lower(), value.strip()))
-        fields = dict(headers)
-        if b"chunked" in fields.get(b"transfer-encoding", b""):
-            return 411, {"error": "send a Content-Length body"}
-        try:
-            length = int(fields.get(b"content-length", b"0"))
-        except ValueError:
-            return 400, {"error": "bad Content-Length"}
-        if not 0 <= length <= MAX_BODY_BYTES:
-            return 413, {"error": f"body larger than {MAX_BODY_BYTES} bytes"}
-        body = await reader.readexactly(length)
-        path, _, query = target.partition("?")
-        peer = writer.get_extra_info("peername")
-        scope: Scope = {
-            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1", "method": method.upper(), "scheme": "http",
-            "path": unquote(path), "raw_path": path.encode("latin-1"),
-            "query_string": query.encode("latin-1"), "root_path": "", "headers": headers,
-            "client": tuple(peer[:2]) if peer else None, "server": (self.host, self.port),
-        }
-        delivered = False
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
 
-        async def receive() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return {"type": "http.disconnect"}
+    def _deliver(self) -> Response:
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            return 411, {"error": "send a Content-Length body"}, []
+        length = self.headers.get("content-length", "0").strip()
+        if not _LENGTH.fullmatch(length):
+            return 400, {"error": "bad Content-Length"}, []
+        if int(length) > MAX_BODY_BYTES:
+            return 413, {"error": f"body larger than {MAX_BODY_BYTES} bytes"}, []
+        body = self.rfile.read(int(length))
+        if len(body) < int(length):
+            return 400, {"error": "client disconnected"}, []
+        return self.server.app.handle(self.headers.get(SIGNATURE_HEADER), body)
 
-        response: dict[str, Any] = {}
-
-        async def send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                response["status"] = message["status"]
-                response["headers"] = message.get("headers", [])
-            elif message["type"] == "http.response.body":
-                response.setdefault("body", bytearray()).extend(message.get("body", b""))
-                if not message.get("more_body", False):
-                    await _write_response(writer, response.get("status", 500),
-                                          response.get("headers", []), bytes(response["body"]))
-
-        await self.app(scope, receive, send)
-        return 0, {}
-
-
-async def _write_response(writer: asyncio.StreamWriter, status: int, headers: list[Any],
-                          body: bytes) -> None:
-    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
-    names = set()
-    for name, value in headers:
-        name = name.decode("latin-1") if isinstance(name, bytes) else str(name)
-        value = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-        if name.lower() in ("content-length", "connection"):
-            continue
-        names.add(name.lower())
-        lines.append(f"{name}: {value}")
-    if "content-type" not in names:
-        lines.append("content-type: application/json")
-    lines += [f"content-length: {len(body)}", "connection: close", "", ""]
-    writer.write("\r\n".join(lines).encode("latin-1") + body)
-    await writer.drain()
-
-
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-            405: "Method Not Allowed", 411: "Length Required", 413: "Payload Too Large",
-            500: "Internal Server Error", 503: "Service Unavailable"}
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("Webhook server: " + format, *args)

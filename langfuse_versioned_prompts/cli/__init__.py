@@ -89,8 +89,10 @@ def _ab(ctx: typer.Context) -> None:
     obj: dict[str, Any] = {}
     root = ctx.find_root().obj
     conn = root.get("connection") if isinstance(root, dict) else None
-    if isinstance(conn, Connection) and conn.has_langfuse():
-        obj["langfuse_client"] = conn.langfuse_client()
+    if isinstance(conn, Connection):
+        obj["connection"] = conn  # flags given after `ab report` are laid over these
+        if conn.has_langfuse():
+            obj["langfuse_client"] = conn.langfuse_client()
     command = typer.main.get_command(ab_app)
     command.main(args=list(ctx.args), prog_name=f"{ctx.find_root().info_name or 'lvp'} ab", obj=obj,
                  standalone_mode=True)

@@ -15,6 +15,7 @@ from .._settings import default_label
 from ..resolver import PromptResolver
 from ..sources.langfuse import LangfuseSource
 from ..sources.memory import MemoryCache
+from ..sources.redis import RedisCache
 from ._common import (
     LangfuseUrlOption,
     PublicKeyOption,
@@ -90,22 +91,32 @@ def invalidate(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Prompt name.", show_default=False)],
     label: Annotated[str | None, typer.Option(
-        "--label", "-l", help="Drop only this label's entry (default: every entry of the prompt).",
+        "--label", "-l", help="In Redis, drop only this label's entry of the prompt, and every cached "
+        "prompt embedding it (default: every entry of the prompt and of the prompts embedding it).",
         show_default=False)] = None,
     channel: ChannelOption = DEFAULT_CHANNEL,
     redis_url: RedisUrlOption = None,
 ) -> None:
     """Drop a prompt from Redis and tell every process (pub/sub) to drop it from memory.
 
-    Processes running an InvalidationSubscriber on the channel drop the prompt from their
-    in-process cache (L1) at once; their next request reads Redis or Langfuse.
+    Without --label every Redis entry of the prompt goes, and every cached prompt that embeds it
+    (a prompt reference, `@@@langfusePrompt:...@@@`). With --label only that label's entry of the
+    prompt goes, plus every cached prompt embedding the prompt (their entries do not say which
+    label they embed). Processes running an InvalidationSubscriber on the channel drop the prompt
+    (all its labels) and the prompts embedding it from their in-process cache (L1) at once; their
+    next request reads Redis or Langfuse.
     """
     cache = connection(ctx, redis_url=redis_url).redis_cache()
     try:
         if label is not None:
             key = PromptKey.create(name, label=label)
             cache.delete(key)
-            dropped = f"dropped the Redis entry {key}"
+            try:
+                count = _drop_dependents(cache, name)
+            except Exception:
+                fail(f"Redis failed while invalidating {name!r}; nothing was published")
+            dropped = (f"dropped the Redis entry {key} and {count} cached prompt{'s' * (count != 1)} "
+                       f"embedding {name}")
         else:
             count = cache.invalidate_prompt(name)
             dropped = f"dropped {count} Redis entr{'y' if count == 1 else 'ies'} of {name}"
@@ -115,6 +126,15 @@ def invalidate(
     finally:
         cache.close()
     out().print(f"{dropped}; told {receivers} process{'es' * (receivers != 1)} on {channel}")
+
+
+def _drop_dependents(cache: RedisCache, name: str) -> int:
+    """Drop the cached prompts embedding ``name``, as ``RedisCache.invalidate_prompt`` does; how many."""
+    index = cache.tag(name) + ":dependents"
+    members = sorted(m.decode() if isinstance(m, bytes) else m for m in cache.client.smembers(index))
+    dropped = sum(cache.client.delete(member, member + ":fresh") > 0 for member in members)
+    cache.client.delete(index)
+    return int(dropped)
 
 
 def register(root: typer.Typer) -> None:

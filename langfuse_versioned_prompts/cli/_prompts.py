@@ -164,7 +164,9 @@ def diff(
 ) -> None:
     """Show a unified diff of two versions: template (chat: one block per message) and config.
 
-    A and B are version numbers (3) or labels (production, staging, latest).
+    A and B are version numbers (3) or labels (production, staging, latest). They are the same
+    only when push would see no change: a missing final newline is marked
+    `\\ No newline at end of file` and a carriage return (CRLF) is shown as `␍`.
     """
     console = out()
     admin = connection(ctx, langfuse_url=langfuse_url, public_key=public_key,
@@ -187,7 +189,7 @@ def _diff_style(line: str) -> str:
         return "red"
     if line.startswith("@@"):
         return "cyan"
-    if line.startswith("type:"):
+    if line.startswith(("type:", "\\ ")):
         return "yellow"
     return ""
 

@@ -8,6 +8,7 @@ a retried POST could create a version twice, and an operator would rather see th
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, cast
@@ -82,7 +83,13 @@ class PromptAdmin:
         """An admin on a new SDK client (tracing off) for these keys and URL."""
         from langfuse import Langfuse
 
-        client = Langfuse(public_key=public_key, secret_key=secret_key, base_url=base_url, tracing_enabled=False)
+        client = Langfuse(
+            public_key=public_key,
+            secret_key=secret_key,
+            base_url=base_url,
+            tracing_enabled=False,
+            timeout=max(1, math.ceil(timeout)),  # the SDK's default for calls made without options
+        )
         return cls(client, timeout=timeout)
 
     @property
@@ -233,13 +240,34 @@ def chat_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
     return [{k: v for k, v in m.items() if (k, v) != ("type", "chatmessage")} for m in messages]
 
 
-def same_content(a: ResolvedPrompt, b: ResolvedPrompt) -> bool:
-    """True when two versions have the same type, template and config."""
-    if a.type != b.type or dict(a.config) != dict(b.config):
-        return False
+def content_differences(a: ResolvedPrompt, b: ResolvedPrompt) -> tuple[str, ...]:
+    """What differs between two versions, of ``type``, ``template`` and ``config`` (empty: same).
+
+    The raw comparison push makes (and ``diff`` reports): templates are compared character for
+    character, final newline and line endings included; chat messages in one canonical shape.
+    """
+    found = [] if a.type == b.type else ["type"]
     if isinstance(a.template, str) or isinstance(b.template, str):
-        return a.template == b.template
-    return chat_messages(a.template) == chat_messages(b.template)
+        if a.template != b.template:
+            found.append("template")
+    elif chat_messages(a.template) != chat_messages(b.template):
+        found.append("template")
+    if dict(a.config) != dict(b.config):
+        found.append("config")
+    return tuple(found)
+
+
+def no_answer(exc: BaseException) -> bool:
+    """True when a request failed without a readable answer from Langfuse (timeout, dropped
+    connection, 2xx with an unreadable body): it may have taken effect. False when Langfuse
+    answered with an error status, or when the connection was never made."""
+    cause = exc.__cause__ if isinstance(exc, LVPError) and exc.__cause__ is not None else exc
+    status = getattr(cause, "status_code", None)
+    if isinstance(status, int):
+        return 200 <= status < 300
+    import httpx
+
+    return not isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout))
 
 
 def error_message(exc: BaseException) -> str:

@@ -3,6 +3,11 @@
 The template is the raw text as authored (prompt references unresolved); a chat prompt is shown
 one message per block (``[role]`` then its content, ``[placeholder: name]`` for placeholders).
 The config is JSON with sorted keys, two-space indent.
+
+Two versions are the same exactly when push would see no change (``content_differences``), so
+differences that are invisible in plain text are shown: a text template without a final newline
+gets ``\\ No newline at end of file`` (as in ``git diff``), a carriage return is shown as ``␍``
+(CRLF line endings), and a chat message's final newline is an empty last line of its block.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._prompt import ResolvedPrompt
-from ._admin import PromptAdmin
+from ._admin import PromptAdmin, content_differences
 from ._labels import parse_ref
 
 
@@ -32,8 +37,8 @@ class PromptDiff:
 
     @property
     def same(self) -> bool:
-        """True when type, template and config are equal."""
-        return not self.template and not self.config and self.a.type == self.b.type
+        """True when type, template and config are equal, character for character (as push sees them)."""
+        return not content_differences(self.a, self.b)
 
     @property
     def lines(self) -> tuple[str, ...]:
@@ -41,16 +46,29 @@ class PromptDiff:
         return self.template + self.config
 
 
+NO_FINAL_NEWLINE = "\\ No newline at end of file"
+CARRIAGE_RETURN = "\u240d"
+"""How a carriage return is shown (U+240D SYMBOL FOR CARRIAGE RETURN)."""
+
+
 def render_template(prompt: ResolvedPrompt) -> list[str]:
-    """The template as lines: text as is, chat as one block per message."""
+    """The template as lines, each ending in ``\\n`` but a text's last one when the text has no
+    final newline: text as is, chat as one block per message."""
     if isinstance(prompt.template, str):
-        return prompt.template.splitlines()
+        return _text_lines(prompt.template)
     lines: list[str] = []
     for index, message in enumerate(prompt.template):
         if index:
-            lines.append("")
-        lines.extend(_message_block(message))
+            lines.append("\n")
+        lines.extend(line + "\n" for line in _message_block(message))
     return lines
+
+
+def _text_lines(text: str) -> list[str]:
+    """``text`` split after each ``\\n`` only (not at other line separators; a CR stays in its line)."""
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    return lines if lines[-1] else lines[:-1]
 
 
 def _message_block(message: Mapping[str, Any]) -> list[str]:
@@ -60,12 +78,13 @@ def _message_block(message: Mapping[str, Any]) -> list[str]:
     text = content if isinstance(content, str) else json.dumps(content, sort_keys=True, indent=2)
     extra = {k: v for k, v in message.items() if k not in ("role", "content", "type")}
     head = f"[{message.get('role')}]" + (f" {json.dumps(extra, sort_keys=True)}" if extra else "")
-    return [head, *text.splitlines()]
+    return [head, *text.split("\n")]
 
 
 def render_config(prompt: ResolvedPrompt) -> list[str]:
     """The config as sorted, indented JSON lines."""
-    return json.dumps(dict(prompt.config), sort_keys=True, indent=2, ensure_ascii=False).splitlines()
+    text = json.dumps(dict(prompt.config), sort_keys=True, indent=2, ensure_ascii=False)
+    return [line + "\n" for line in text.split("\n")]
 
 
 def diff_prompts(a: ResolvedPrompt, b: ResolvedPrompt, *, a_ref: str = "", b_ref: str = "") -> PromptDiff:
@@ -76,14 +95,26 @@ def diff_prompts(a: ResolvedPrompt, b: ResolvedPrompt, *, a_ref: str = "", b_ref
     if a.type != b.type:
         template = [f"type: {a.type} -> {b.type}", *template]
     config = _unified(render_config(a), render_config(b), a_name, b_name, "config")
+    if not template and not config and content_differences(a, b):  # e.g. a chat field shown alike
+        template = [f"{a_name} and {b_name} differ in a way these lines cannot show; compare them raw"]
     return PromptDiff(a.name, a, b, a_ref or str(a.version), b_ref or str(b.version),
                       tuple(template), tuple(config))
 
 
 def _unified(old: Sequence[str], new: Sequence[str], a_name: str, b_name: str, part: str) -> list[str]:
-    return list(difflib.unified_diff(
+    """A unified diff of lines that keep their ``\\n``, as display lines (no ``\\n``)."""
+    found = list(difflib.unified_diff(
         list(old), list(new), fromfile=f"{a_name} {part}", tofile=f"{b_name} {part}", lineterm="",
     ))
+    shown = found[:2]
+    for line in found[2:]:
+        if line.startswith("@@"):
+            shown.append(line)
+        elif line.endswith("\n"):
+            shown.append(line[:-1].replace("\r", CARRIAGE_RETURN))
+        else:
+            shown += [line.replace("\r", CARRIAGE_RETURN), NO_FINAL_NEWLINE]
+    return shown
 
 
 def diff(admin: PromptAdmin, name: str, a: str | int, b: str | int) -> PromptDiff:

@@ -4,14 +4,17 @@ For each prompt file, the file's newest version is compared with Langfuse's newe
 (label ``latest``, raw text with prompt references unresolved). A new Langfuse version is created
 only when the type, template or config differ, so pushing twice creates nothing. A file pulled
 with ``lvp pull`` whose text is a resolved prompt reference (it keeps ``resolution_graph``) is also
-compared with the resolved text. Labels written in the files are not pushed: moving labels is
-``promote``'s job; ``label=`` puts one label on every version this push creates (and records the
-move in the label history). The commit message is ``message`` when given, else the version's
-``commit_message`` in the file.
+compared with the resolved text; a push that would change such a snapshot is refused (it would
+replace the references with literal text). Labels written in the files are not pushed: moving
+labels is ``promote``'s job; ``label=`` puts one label on every version this push creates (and
+records the move in the label history). The commit message is ``message`` when given, else the
+version's ``commit_message`` in the file.
 
 Every file is read and every prompt compared before anything is written, so a malformed file or
 a type change stops the push with nothing written. Each prompt is then written by one request:
-a failure part-way raises ``PushError`` listing the prompts pushed and those not pushed.
+a failure part-way raises ``PushError`` listing the prompts pushed and those not pushed. When no
+answer came back (a timeout, a dropped connection), Langfuse's newest version is read again: the
+prompt counts as pushed if it now matches the file, else as unknown (pushing again is safe).
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from typing import Literal
 from .._errors import ConfigurationError, LVPError, PromptNotFoundError
 from .._prompt import ResolvedPrompt
 from ..sources.local import LocalPromptStore
-from ._admin import PromptAdmin, chat_messages, same_content
+from ._admin import PromptAdmin, content_differences, no_answer
 from ._errors import PushError
 from ._history import (
     Clock,
     LabelMove,
     append_history,
+    history_name,
     is_history_prompt,
     read_history,
     timestamp,
@@ -154,8 +158,8 @@ def push(
             created = admin.create(newest[plan.name], labels=plan.labels,
                                    commit_message=plan.commit_message)
         except LVPError as exc:
-            raise PushError(f"pushing prompt {plan.name!r} ({plan.path}) failed: {exc}",
-                            pushed=[c.name for c in done], not_pushed=not_pushed) from exc
+            raise _create_failed(admin, plan, newest[plan.name], exc, [c.name for c in done],
+                                 not_pushed) from exc
         change = replace(plan, version=created.version)
         done.append(change)
         if plan.labels:
@@ -193,10 +197,9 @@ def _plan(
                 f"{theirs.type} prompt; Langfuse cannot change a prompt's type: use another name"
             )
         previous = theirs.version
-        if not same_content(local, theirs) and local.resolution_graph:
-            resolved = admin.newest(local.name, resolve=True)
-            theirs = resolved.prompt if resolved is not None else theirs
-        differences = _differences(local, theirs)
+        differences = content_differences(local, theirs)
+        if local.resolution_graph and "template" in differences:
+            differences = _snapshot_differences(admin, local, path, theirs.version)
         status = "changed" if differences else "unchanged"
     holder = None
     if labels and status != "unchanged":
@@ -206,13 +209,54 @@ def _plan(
                       label_holder=holder)
 
 
-def _differences(local: ResolvedPrompt, remote: ResolvedPrompt) -> tuple[str, ...]:
-    found = []
-    if isinstance(local.template, str) or isinstance(remote.template, str):
-        if local.template != remote.template:
-            found.append("template")
-    elif chat_messages(local.template) != chat_messages(remote.template):
-        found.append("template")
-    if dict(local.config) != dict(remote.config):
-        found.append("config")
-    return tuple(found)
+def _snapshot_differences(
+    admin: PromptAdmin, local: ResolvedPrompt, path: pathlib.Path, newest: int
+) -> tuple[str, ...]:
+    """Compare a pulled snapshot (references resolved) with Langfuse's newest version resolved.
+
+    Nothing may differ: a snapshot is not a source, pushing it would replace the prompt
+    references (``@@@langfusePrompt:...@@@``) with the text they resolved to at pull time.
+    """
+    resolved = admin.newest(local.name, resolve=True)
+    differences = content_differences(local, resolved.prompt) if resolved is not None else ("template",)
+    if not differences:
+        return ()
+    why = ("its text matches neither the raw nor the resolved text of Langfuse's newest version "
+           f"v{newest} (a referenced prompt changed since the pull, or the file was edited)"
+           if "template" in differences else f"its {' and '.join(differences)} differs from v{newest}")
+    raise ConfigurationError(
+        f"{path}: prompt {local.name!r} is a resolved snapshot written by pull (prompt references "
+        f"filled in, resolution_graph kept), not a source, and {why}; pushing it would replace the "
+        "references with literal text. Pull it again, or change the prompt in Langfuse or in a "
+        "source file that keeps its references"
+    )
+
+
+def _create_failed(
+    admin: PromptAdmin, plan: PushChange, local: ResolvedPrompt, exc: LVPError, pushed: list[str],
+    not_pushed: list[str],
+) -> PushError:
+    """The ``PushError`` for a failed create of ``plan`` (the first of ``not_pushed``).
+
+    When no answer came back, the request may have created the version: Langfuse's newest version
+    is read again; if it is new and matches the file, the prompt was pushed, else it is unknown.
+    """
+    head = f"pushing prompt {plan.name!r} ({plan.path}) failed: {exc}"
+    if not no_answer(exc):
+        return PushError(head, pushed=pushed, not_pushed=not_pushed)
+    history = f"the move is not recorded in the label history ({history_name(plan.name)})"
+    try:
+        remote = admin.newest(plan.name, resolve=False)
+        seen = "Langfuse's newest version does not show it (yet)"
+    except LVPError:
+        remote, seen = None, "reading it back failed too"
+    if (remote is not None and (plan.previous is None or remote.version > plan.previous)
+            and not content_differences(local, remote.prompt)):
+        head += f"; but Langfuse did create {plan.name} v{remote.version}"
+        if plan.labels:
+            head += f"; label {plan.labels[0]!r} moved to it, but {history}"
+        return PushError(head, pushed=[*pushed, plan.name], not_pushed=not_pushed[1:])
+    head += f"; no answer came back and {seen}"
+    if plan.labels:
+        head += f"; if Langfuse created it, label {plan.labels[0]!r} moved to it and {history}"
+    return PushError(head, pushed=pushed, not_pushed=not_pushed[1:], unknown=[plan.name])

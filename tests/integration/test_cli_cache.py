@@ -155,6 +155,23 @@ def test_invalidate_one_label(server: LangfuseTestServer, redis_url: str, client
     assert client.exists(redis_key(name, "production")) and not client.exists(redis_key(name, "staging"))
 
 
+def test_invalidate_one_label_also_drops_the_prompts_embedding_it(
+    server: LangfuseTestServer, redis_url: str, client: redis.Redis, name: str
+) -> None:
+    composite = name.replace("/greet", "/composite")
+    server.create_prompt(composite, f"Say @@@langfusePrompt:name={name}|label=production@@@", labels=["production"])
+    assert lvp(server, redis_url, "cache", "warm", name, composite).exit_code == 0
+    assert lvp(server, redis_url, "cache", "warm", name, "--label", "staging").exit_code == 0
+    assert client.exists(redis_key(composite, "production"))
+    result = lvp(server, redis_url, "cache", "invalidate", name, "--label", "production")
+    assert result.exit_code == 0, result.output
+    assert not client.exists(redis_key(name, "production"), redis_key(composite, "production"))
+    assert client.exists(redis_key(name, "staging"))  # only that label of the prompt itself
+    assert f"{name}@production and 1 cached prompt embedding {name}" in result.stdout
+    warmed = lvp(server, redis_url, "cache", "warm", composite)  # refetched, with base's new text
+    assert warmed.exit_code == 0 and "langfuse" in warmed.stdout
+
+
 def test_cache_needs_a_reachable_redis(server: LangfuseTestServer, name: str) -> None:
     no_redis = CliRunner().invoke(app, ["cache", "invalidate", name])
     failed(no_redis, "REDIS_URL", "--redis-url")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from langfuse_versioned_prompts import LocalPromptStore, PromptKey, ops
+from langfuse_versioned_prompts import LocalPromptStore, LVPError, PromptKey, ResolvedPrompt, ops
 from langfuse_versioned_prompts.cli import app
 from langfuse_versioned_prompts.testing import Fault, LangfuseTestServer
 
@@ -212,7 +213,11 @@ def test_network_failure_mid_push_names_pushed_and_not_pushed(
 
     monkeypatch.setattr(ops.PromptAdmin, "create", create_then_break)
     message = failed(
-        lvp(server, "push", str(files)), f"pushing prompt '{p}/b'", f"pushed: {p}/a;", f"not pushed: {p}/b, {p}/c"
+        lvp(server, "push", str(files)),
+        f"pushing prompt '{p}/b'",
+        f"pushed: {p}/a;",
+        f"not pushed: {p}/c;",
+        f"unknown: {p}/b (re-run push: it is idempotent)",  # the connection dropped: no answer came back
     )
     assert "cannot reach Langfuse" in message
     server.clear_faults()
@@ -221,6 +226,57 @@ def test_network_failure_mid_push_names_pushed_and_not_pushed(
     monkeypatch.setattr(ops.PromptAdmin, "create", create)
     resumed = lvp(server, "push", str(files))  # pushing again finishes the job
     assert "pushed 2 prompts, 1 unchanged" in resumed.stdout
+
+
+def _wait_for_version(server: LangfuseTestServer, name: str, version: int) -> None:
+    deadline = time.monotonic() + 5
+    while versions(server, name) != list(range(1, version + 1)):
+        assert time.monotonic() < deadline, f"{name} v{version} never appeared"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("label", [None, "staging"])
+def test_a_timed_out_push_that_langfuse_completed_is_reported_as_pushed(
+    server: LangfuseTestServer, files: Path, p: str, monkeypatch: pytest.MonkeyPatch, label: str | None
+) -> None:
+    hang = server.inject(Fault.hang(), method="POST", path_prefix=PROMPTS)
+    create = ops.PromptAdmin.create
+
+    def create_completed_after_the_timeout(self: ops.PromptAdmin, prompt: Any, **kwargs: Any) -> Any:
+        try:
+            return create(self, prompt, **kwargs)
+        except LVPError:
+            hang.remove()  # Langfuse finishes the request the client gave up on
+            _wait_for_version(server, prompt.name, 1)
+            raise
+
+    monkeypatch.setattr(ops.PromptAdmin, "create", create_completed_after_the_timeout)
+    args = ["push", str(files), "--name", f"{p}/a", "--name", f"{p}/b", "--timeout", "0.5"]
+    message = failed(lvp(server, *args, *(["--label", label] if label else [])), f"pushing prompt '{p}/a'")
+    assert f"Langfuse did create {p}/a v1" in message
+    assert f"pushed: {p}/a; not pushed: {p}/b" in message and "unknown" not in message
+    assert ("not recorded in the label history" in message) == (label is not None)
+    assert versions(server, f"{p}/b") == []
+    monkeypatch.setattr(ops.PromptAdmin, "create", create)
+    resumed = lvp(server, "push", str(files), "--name", f"{p}/a", "--name", f"{p}/b")
+    assert "pushed 1 prompt, 1 unchanged" in resumed.stdout  # a was not pushed twice
+
+
+def test_a_timed_out_push_still_in_flight_is_reported_as_unknown(
+    server: LangfuseTestServer, files: Path, p: str
+) -> None:
+    with server.inject(Fault.hang(), method="POST", path_prefix=PROMPTS):
+        message = failed(
+            lvp(server, "push", str(files), "--name", f"{p}/a", "--timeout", "0.5", "--label", "staging"),
+            f"pushing prompt '{p}/a'",
+            "pushed: none; not pushed: none;",
+            f"unknown: {p}/a (re-run push: it is idempotent)",
+            "label 'staging'",
+            "not recorded in the label history",
+        )
+        assert "Langfuse did create" not in message
+    _wait_for_version(server, f"{p}/a", 1)  # released: Langfuse creates it after all
+    assert "pushed 0 prompts, 1 unchanged" in lvp(server, "push", str(files), "--name", f"{p}/a").stdout
 
 
 def test_ops_push_reports_progress_and_stops_on_a_server_error(server: LangfuseTestServer, files: Path, p: str) -> None:
@@ -333,6 +389,29 @@ def test_pull_then_push_keeps_resolved_prompt_references_unchanged(
     assert server.count("POST", PROMPTS) == posts
 
 
+def test_push_refuses_a_resolved_snapshot_that_no_longer_matches_langfuse(
+    server: LangfuseTestServer, tmp_path: Path, p: str
+) -> None:
+    server.create_prompt(f"{p}/base", "BASE", labels=["production"])
+    reference = f"Start @@@langfusePrompt:name={p}/base|label=production@@@ end"
+    server.create_prompt(f"{p}/composite", reference, labels=["production"], config={"t": 1})
+    target = tmp_path / "snap"
+    assert lvp(server, "pull", str(target), "--name", f"{p}/composite").exit_code == 0
+    server.create_prompt(f"{p}/base", "BASE TWO", labels=["production"])  # the referenced prompt changes
+    posts = server.count("POST", PROMPTS)
+    path = str(target / f"{p}/composite.yaml")
+    failed(lvp(server, "push", str(target)), path, "resolved snapshot", "not a source", "before writing anything")
+    snapshot = (target / f"{p}/composite.yaml").read_text()
+    (target / f"{p}/composite.yaml").write_text(snapshot.replace("t: 1", "t: 2"))  # a config edit on a snapshot
+    assert lvp(server, "pull", str(target), "--name", f"{p}/base").exit_code == 0
+    failed(lvp(server, "push", str(target), "--name", f"{p}/composite"), path, "resolved snapshot")
+    assert server.count("POST", PROMPTS) == posts
+    assert server.get_prompt(f"{p}/composite", resolve=False)["prompt"] == reference
+    assert lvp(server, "pull", str(target), "--name", f"{p}/composite").exit_code == 0  # pull again
+    assert "pushed 0 prompts, 2 unchanged" in lvp(server, "push", str(target)).stdout
+    assert server.count("POST", PROMPTS) == posts
+
+
 def test_pull_bad_input(server: LangfuseTestServer, history: str, tmp_path: Path) -> None:
     failed(lvp(server, "pull", str(tmp_path), "--name", "nope"), "no prompt 'nope'")
     failed(
@@ -370,6 +449,33 @@ def test_diff_text_versions_and_labels(server: LangfuseTestServer, history: str)
     failed(lvp(server, "diff", history, "1", "canary"), "label 'canary'")
     failed(lvp(server, "diff", history, "1", "99"), "version 99")
     failed(lvp(server, "diff", "nope", "1", "2"), "'nope'")
+
+
+def test_diff_shows_final_newline_and_line_ending_differences(server: LangfuseTestServer, p: str) -> None:
+    name = f"{p}/endings"
+    server.create_prompt(name, "one\ntwo")
+    server.create_prompt(name, "one\ntwo\n")
+    server.create_prompt(name, "one\r\ntwo\n")
+    newline = lvp(server, "diff", name, "1", "2")
+    assert newline.exit_code == 0 and "no differences" not in newline.stdout
+    assert newline.stdout.splitlines()[-3:] == ["-two", "\\ No newline at end of file", "+two"]
+    crlf = lvp(server, "diff", name, "2", "3")
+    assert crlf.exit_code == 0 and "no differences" not in crlf.stdout
+    assert "-one" in crlf.stdout.splitlines() and "+one\u240d" in crlf.stdout.splitlines()  # U+240D: a visible CR
+    assert "no differences" in lvp(server, "diff", name, "3", "latest").stdout
+
+
+def test_diff_same_agrees_with_push_on_invisible_differences() -> None:
+    base = ResolvedPrompt(name="x", version=1, type="text", template="a\nb")
+    for other in ("a\nb\n", "a\r\nb", "a\u2028b", "a\nb "):
+        changed = ResolvedPrompt(name="x", version=2, type="text", template=other)
+        found = ops.diff_prompts(base, changed)
+        assert not found.same and found.lines, other
+    chat = [{"role": "user", "content": "hi"}]
+    a = ResolvedPrompt(name="c", version=1, type="chat", template=chat)
+    b = ResolvedPrompt(name="c", version=2, type="chat", template=[{"role": "user", "content": "hi\n"}])
+    assert not ops.diff_prompts(a, b).same and ops.diff_prompts(a, b).lines
+    assert ops.diff_prompts(a, ResolvedPrompt(name="c", version=3, type="chat", template=chat)).same
 
 
 def test_diff_chat_messages_one_block_each_and_sorted_config(server: LangfuseTestServer, p: str) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -24,7 +26,7 @@ from langfuse_versioned_prompts import (
 )
 from langfuse_versioned_prompts._invalidation import InvalidationSubscriber, publish_invalidation
 from langfuse_versioned_prompts.testing import RedisTestServer
-from langfuse_versioned_prompts.webhook import WebhookServer, sign, webhook_app
+from langfuse_versioned_prompts.webhook import MAX_BODY_BYTES, WebhookServer, sign, webhook_app
 
 pytestmark = pytest.mark.redis
 SECRET = "lf-whsec_" + "5e" * 32
@@ -151,6 +153,77 @@ def test_http_errors(url: str, cache: RedisCache) -> None:
     assert httpx.get(url, timeout=5).status_code == 405
     assert post(url.replace("/hooks/langfuse", "/elsewhere"), event(), sign(SECRET, event())).status_code == 404
     assert len(payload_keys(cache)) == 4
+
+
+def exchange(url: str, *messages: bytes, timeout: float = 5.0) -> list[bytes]:
+    """Send each message on one connection and read what arrives after it (all of it after the last)."""
+    parts = urlsplit(url)
+    answers = []
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        for index, message in enumerate(messages):
+            sock.sendall(message)
+            received = b""
+            while True:
+                chunk = sock.recv(65536)
+                received += chunk
+                if not chunk or (index < len(messages) - 1 and received.endswith(b"\r\n\r\n")):
+                    break
+            answers.append(received)
+    return answers
+
+
+def head(url: str, *lines: str) -> bytes:
+    path = urlsplit(url).path
+    return "\r\n".join([f"POST {path} HTTP/1.1", "Host: localhost", *lines, "", ""]).encode("latin-1")
+
+
+def test_server_listens_on_loopback_by_default_and_stops_cleanly(cache: RedisCache) -> None:
+    server = WebhookServer(webhook_app(SECRET, cache))
+    assert server.host == "127.0.0.1"
+    server.start()
+    assert server.url.startswith("http://127.0.0.1:") and server.port > 0
+    assert post(server.url, event(), sign(SECRET, event())).status_code == 200
+    server.stop()
+    assert server.wait(0)  # the serving thread ended
+    with pytest.raises(httpx.ConnectError):
+        httpx.post(server.url, content=event(), timeout=2)  # the port is closed
+    server.stop()  # stopping twice is harmless
+
+
+def test_server_limits_bodies_to_content_length_and_max_size(url: str, cache: RedisCache) -> None:
+    before = payload_keys(cache)
+    (too_large,) = exchange(url, head(url, f"Content-Length: {MAX_BODY_BYTES + 1}"))
+    assert too_large.startswith(b"HTTP/1.1 413 ") and b"body larger than" in too_large
+    (chunked,) = exchange(url, head(url, "Transfer-Encoding: chunked") + b"2\r\n{}\r\n0\r\n\r\n")
+    assert chunked.startswith(b"HTTP/1.1 411 ")
+    (bad,) = exchange(url, head(url, "Content-Length: 1_0") + b"x" * 10)
+    assert bad.startswith(b"HTTP/1.1 400 ")
+    assert payload_keys(cache) == before
+
+
+def test_server_answers_non_ascii_signatures_with_401(url: str, cache: RedisCache) -> None:
+    body = event()
+    for raw in (b"t=\xb2,v1=" + b"0" * 64, b"t=" + str(int(time.time())).encode() + b",v1=\xc3\xa9"):
+        message = head(url, f"Content-Length: {len(body)}").replace(
+            b"\r\n\r\n", b"\r\nx-langfuse-signature: " + raw + b"\r\n\r\n"
+        )
+        (answer,) = exchange(url, message + body)
+        assert answer.startswith(b"HTTP/1.1 401 ") and b"invalid signature" in answer, answer
+    assert len(payload_keys(cache)) == 4
+
+
+def test_server_sends_100_continue_before_the_body(url: str, cache: RedisCache) -> None:
+    body = event()
+    interim, final = exchange(
+        url,
+        head(
+            url, f"Content-Length: {len(body)}", "Expect: 100-continue", f"x-langfuse-signature: {sign(SECRET, body)}"
+        ),
+        body,
+        timeout=3,
+    )
+    assert interim.startswith(b"HTTP/1.1 100 "), interim
+    assert final.startswith(b"HTTP/1.1 200 ") and payload_keys(cache) == []
 
 
 def test_subscriber_reconnects_after_redis_restarts_and_clears_l1(

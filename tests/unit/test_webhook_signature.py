@@ -71,6 +71,33 @@ def test_rejects_bad_signatures(header: str | None, body: bytes, reason: str) ->
         verify_signature(SECRET, header, body, now=T)
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"t=\u00b2,v1={'0' * 64}",  # superscript two: str.isdigit() says yes, ASCII says no
+        f"t=\u0661\u0667\u0660\u0660,v1={'0' * 64}",  # Arabic-Indic digits: int() reads them
+        f"t={T},v1=\u00e9",  # hmac.compare_digest refuses non-ASCII str
+        f"t={T},v1=\u00e9{'0' * 63}",
+        f"t={T},v1={'0' * 64},v1=\u00ff",
+        "t=" + "9" * 5000 + f",v1={'0' * 64}",  # more digits than int() converts
+        f"t=-{T},v1={'0' * 64}",
+        f"t=+{T},v1={'0' * 64}",
+        f"t={T}.5,v1={'0' * 64}",
+        f"t={T},v1=,v1",
+        "t=,v1=",
+        ",,,=,=",
+        "\x00",
+    ],
+    ids=[
+        "superscript-t", "arabic-digits-t", "non-ascii-v1", "non-ascii-v1-long", "non-ascii-second-v1",
+        "huge-t", "negative-t", "plus-t", "fraction-t", "empty-v1", "empty-parts", "only-commas", "nul",
+    ],
+)
+def test_malformed_headers_raise_the_signature_error_only(header: str) -> None:
+    with pytest.raises(WebhookSignatureError):
+        verify_signature(SECRET, header, BODY, now=T)
+
+
 def test_rejects_timestamps_outside_the_tolerance() -> None:
     header = langfuse_header(SECRET, BODY, T)
     assert verify_signature(SECRET, header, BODY, now=T + 300) == T
@@ -130,9 +157,14 @@ def fake() -> FakeRedis:
 
 
 def call(
-    app: WebhookApp, method: str = "POST", path: str = "/", body: bytes = BODY, headers: dict[str, str] | None = None
+    app: WebhookApp,
+    method: str = "POST",
+    path: str = "/",
+    body: bytes = BODY,
+    headers: dict[str, str] | None = None,
+    raw_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Run the ASGI app on one request; returns status and JSON body."""
+    """Run the ASGI app on one request; returns status and JSON body. ``raw_headers``: bytes as sent."""
     sent: list[MutableMapping[str, Any]] = []
     chunks = [body[:10], body[10:]]
 
@@ -148,7 +180,7 @@ def call(
         "method": method,
         "path": path,
         "root_path": "",
-        "headers": [(k.encode(), v.encode()) for k, v in (headers or {}).items()],
+        "headers": [(k.encode(), v.encode()) for k, v in (headers or {}).items()] + (raw_headers or []),
     }
     asyncio.run(app(scope, receive, send))
     assert sent[0]["type"] == "http.response.start"
@@ -188,6 +220,22 @@ def test_unsigned_or_forged_is_401_and_changes_nothing(fake: FakeRedis, headers:
     assert fake.data == before and fake.published == []
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"t=\xb2,v1=" + b"0" * 64,
+        b"t=1700000000,v1=\xc3\xa9",
+        b"t=1700000000,v1=\xe9" + b"0" * 63,
+        b"t=" + b"9" * 5000 + b",v1=00",
+    ],
+    ids=["latin1-superscript-t", "utf8-v1", "latin1-v1", "huge-t"],
+)
+def test_malformed_signature_headers_are_401_never_an_exception(fake: FakeRedis, raw: bytes) -> None:
+    status, payload = call(make_app(fake), raw_headers=[(b"x-langfuse-signature", raw)])
+    assert status == 401 and "invalid signature" in payload["error"]
+    assert fake.published == []
+
+
 def test_replays_are_401(fake: FakeRedis) -> None:
     status, _ = call(make_app(fake, now=T + 301), headers=signed())
     assert status == 401 and fake.published == []
@@ -196,6 +244,35 @@ def test_replays_are_401(fake: FakeRedis) -> None:
     status, payload = call(app, headers=signed())  # the same delivery again
     assert status == 401 and "replay" in payload["error"]
     assert len(fake.published) == 1
+
+
+def test_a_reformatted_copy_of_an_accepted_delivery_is_a_replay(fake: FakeRedis) -> None:
+    app = make_app(fake)
+    header = langfuse_header(SECRET, BODY, T)
+    assert call(app, headers={"x-langfuse-signature": header})[0] == 200
+    digest = header.split("v1=")[1]
+    for variant in (
+        header + ",v1=00",  # an extra (wrong) signature
+        f"v1=00,{header}",
+        header.replace(",", " , "),  # spaces
+        f" t={T},  v1={digest} ",
+        f"t={T},v1={digest.upper()}",  # upper-case hex
+        f"t={T},v1={digest},v1={digest}",
+    ):
+        status, payload = call(app, headers={"x-langfuse-signature": variant})
+        assert status == 401 and "replay" in payload["error"], (variant, payload)
+    assert len(fake.published) == 1
+
+
+def test_a_delivery_answered_503_can_be_resent(fake: FakeRedis) -> None:
+    app = make_app(fake)
+    fake.broken = True
+    assert call(app, headers=signed())[0] == 503
+    fake.broken = False
+    status, payload = call(app, headers=signed())  # Langfuse retries the same delivery
+    assert status == 200, payload
+    assert fake.published == [("lvp:invalidate", b"support/triage")]
+    assert call(app, headers=signed())[0] == 401  # and now it has been received
 
 
 def test_malformed_bodies_are_400_after_the_signature_check(fake: FakeRedis) -> None:
