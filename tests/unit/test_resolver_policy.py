@@ -55,6 +55,7 @@ class FakeLangfuse:
         self.fail: Exception | None = None
         self.calls = 0
         self.gate: threading.Event | None = None
+        self.entered = threading.Event()
         self.agate: asyncio.Event | None = None
 
     def _answer(self, key: PromptKey, version: int | None = None) -> ResolvedPrompt:
@@ -75,6 +76,7 @@ class FakeLangfuse:
 
     def fetch(self, key: PromptKey) -> ResolvedPrompt:
         seen = self.labels.get(key.label or "")  # what the server had when the request arrived
+        self.entered.set()
         if self.gate is not None:
             self.gate.wait(5)
         return self._answer(key, seen)
@@ -285,7 +287,7 @@ def test_a_load_that_started_before_an_invalidation_does_not_write_back(
     langfuse.gate = threading.Event()
     slow = threading.Thread(target=resolver.get, args=("p",))
     slow.start()
-    time.sleep(0.05)  # the fetch is under way with the old label
+    assert langfuse.entered.wait(5), "the fetch is under way with the old label"
     langfuse.labels["production"] = 2
     resolver.invalidate("p")
     langfuse.gate.set()
