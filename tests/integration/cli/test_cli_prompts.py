@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,33 +15,6 @@ from langfuse_versioned_prompts.cli import app
 from langfuse_versioned_prompts.testing import Fault, LangfuseTestServer
 
 PROMPTS = "/api/public/v2/prompts"
-ENV = (
-    "LANGFUSE_PUBLIC_KEY",
-    "LANGFUSE_SECRET_KEY",
-    "LANGFUSE_BASE_URL",
-    "LANGFUSE_HOST",
-    "REDIS_URL",
-    "LVP_DEFAULT_LABEL",
-    "LVP_USER",
-)
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LVP_USER", "tester")
-
-
-@pytest.fixture
-def server(langfuse_server: LangfuseTestServer) -> Iterator[LangfuseTestServer]:
-    yield langfuse_server
-    from langfuse._client.resource_manager import LangfuseResourceManager
-
-    with LangfuseResourceManager._lock:  # the SDK keeps one per public key
-        manager = LangfuseResourceManager._instances.pop(langfuse_server.public_key, None)
-    if manager is not None:
-        manager.shutdown()
 
 
 @pytest.fixture
