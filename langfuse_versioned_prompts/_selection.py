@@ -158,6 +158,10 @@ def select(
     rng: random.Random | None = None,
 ) -> Selection:
     """Resolve the prompt for one call (experiments in the prompt config included)."""
+    if spec.experiment is None:  # the common case needs no plan: one lookup, nothing to assign
+        base = resolver.get(spec.name, label=spec.label, version=spec.version)
+        if _remote_experiment(spec, base) is None:
+            return Selection(base, None)
     return _run(resolver, spec.name, _plan_select(spec, user_id, session_id, rng))
 
 
@@ -169,6 +173,10 @@ async def aselect(
     rng: random.Random | None = None,
 ) -> Selection:
     """Async twin of ``select``."""
+    if spec.experiment is None:
+        base = await resolver.aget(spec.name, label=spec.label, version=spec.version)
+        if _remote_experiment(spec, base) is None:
+            return Selection(base, None)
     return await _arun(resolver, spec.name, _plan_select(spec, user_id, session_id, rng))
 
 
