@@ -20,7 +20,8 @@ What served each call is recorded twice, and never raises into the pipeline:
 
 * on the current OpenTelemetry span, when one is recording: ``langfuse.trace.metadata.<key>`` and
   ``langfuse.trace.tags`` (merged into the trace by Langfuse, as the LangChain handler writes them)
-  and ``langfuse.observation.prompt.name`` / ``.version`` (not for fallbacks);
+  and ``langfuse.observation.prompt.name`` / ``.version`` (not for fallbacks, the ``fallback=``
+  version included: the LangChain templates do not link those either);
 * as a ``PromptVersionSelectedEvent`` on the LlamaIndex instrumentation dispatcher, for
   LlamaIndex event handlers. One per format: synthesizers also format once with empty values to
   measure the prompt, so a query usually dispatches more than one.
@@ -175,9 +176,13 @@ class VersionedLlamaPromptTemplate(BasePromptTemplate):
         self._rng = rng
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> VersionedLlamaPromptTemplate:
-        """Copy the fields; share the resolver, rng and output parser (they may hold locks)."""
+        """Copy the fields; share the resolver, rng, output parser and function mappings.
+
+        They may hold locks or clients (a bound method's object does), which cannot be copied.
+        """
         memo = {} if memo is None else memo
-        shared_objects = (self._resolver, self._rng, self.output_parser, self.experiment, self.rollout)
+        functions = (self.function_mappings or {}).values()
+        shared_objects = (self._resolver, self._rng, self.output_parser, self.experiment, self.rollout, *functions)
         for shared in shared_objects:
             if shared is not None:
                 memo.setdefault(id(shared), shared)
@@ -253,11 +258,9 @@ class VersionedLlamaPromptTemplate(BasePromptTemplate):
 
     def _render(self, kwargs: Mapping[str, Any]) -> tuple[Any, Selection]:
         values = self._map_all_vars({**self.kwargs, **kwargs})
-        resolver, spec = self.resolver, self.spec
-        user_id, session_id = current_unit()
-        selection = select(resolver, spec, user_id, session_id, self._rng)
+        selection = self.resolve()
         values = _with_placeholders(selection.prompt, values)
-        rendered, selection = render(resolver, spec, selection, values)
+        rendered, selection = render(self.resolver, self.spec, selection, values)
         _stamp(selection)
         return rendered, selection
 
@@ -339,7 +342,7 @@ def _stamp(selection: Selection) -> None:
     """Record what served this call on the current span and as a LlamaIndex event."""
     try:
         metadata = selection.metadata()
-        _stamp_span(selection.prompt, metadata)
+        _stamp_span(metadata)
         if _listened():
             fields = PromptVersionSelectedEvent.model_fields
             dispatcher.event(PromptVersionSelectedEvent(**{k: metadata[k] for k in fields if k in metadata}))
@@ -357,7 +360,7 @@ def _listened() -> bool:
     return False
 
 
-def _stamp_span(prompt: ResolvedPrompt, metadata: Mapping[str, Any]) -> None:
+def _stamp_span(metadata: Mapping[str, Any]) -> None:
     from opentelemetry import trace
 
     span = trace.get_current_span()
@@ -367,7 +370,7 @@ def _stamp_span(prompt: ResolvedPrompt, metadata: Mapping[str, Any]) -> None:
     if TAGS_ATTRIBUTE in attributes:  # keep the tags other prompts of this span wrote
         existing = (getattr(span, "attributes", None) or {}).get(TAGS_ATTRIBUTE) or ()
         attributes[TAGS_ATTRIBUTE] = list(dict.fromkeys([*existing, *attributes[TAGS_ATTRIBUTE]]))
-    if not prompt.is_fallback:
-        attributes[PROMPT_NAME_ATTRIBUTE] = prompt.name
-        attributes[PROMPT_VERSION_ATTRIBUTE] = prompt.version
+    if "langfuse_prompt" in metadata:  # linked as LangChain links: never a fallback of either kind
+        attributes[PROMPT_NAME_ATTRIBUTE] = metadata["prompt_name"]
+        attributes[PROMPT_VERSION_ATTRIBUTE] = metadata["prompt_version"]
     span.set_attributes(attributes)

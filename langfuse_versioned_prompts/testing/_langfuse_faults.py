@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from http import HTTPStatus
 from types import TracebackType
 from typing import Literal
+
+from ._langfuse_common import ApiResponse
 
 FaultKind = Literal["latency", "status", "hang", "malformed_json", "drop_connection"]
 PROMPTS_PREFIX = "/api/public/v2/prompts"
@@ -141,6 +144,7 @@ class FaultBoard:
         self.lock = threading.Lock()
         self.handles: list[FaultHandle] = []
         self._holding: dict[threading.Event, FaultHandle] = {}
+        self._closed = False
 
     def add(self, fault: Fault, *, times: int | None, path_prefix: str, method: str | None) -> FaultHandle:
         if times is not None and times < 1:
@@ -154,7 +158,7 @@ class FaultBoard:
         """Consume the faults that apply to this request: every latency, then the first other one.
 
         A hang gets its own release event, set when its fault is removed or cleared, or by
-        ``release_all()``.
+        ``close()``; while closed (the server stopping) it is set at once.
         """
         delay = 0.0
         chosen: FaultHandle | None = None
@@ -171,7 +175,10 @@ class FaultBoard:
             release = None
             if chosen is not None and chosen.fault.kind == "hang":
                 release = threading.Event()
-                self._holding[release] = chosen
+                if self._closed:
+                    release.set()
+                else:
+                    self._holding[release] = chosen
         return Planned(delay, chosen.fault if chosen else None, release)
 
     def done_holding(self, release: threading.Event) -> None:
@@ -191,11 +198,35 @@ class FaultBoard:
         """Remove every fault and release every held request."""
         with self.lock:
             self.handles = []
-        self.release_all()
-
-    def release_all(self) -> None:
-        """Release every held request; the faults stay (used when the server stops)."""
-        with self.lock:
             held = list(self._holding)
         for event in held:
             event.set()
+
+    def close(self) -> None:
+        """Release every held request and hold no new one until ``open()``; the faults stay.
+
+        Used when the server stops: a request that arrives on a kept-alive connection while it
+        stops must not be held for ever.
+        """
+        with self.lock:
+            self._closed = True
+            held = list(self._holding)
+        for event in held:
+            event.set()
+
+    def open(self) -> None:
+        """Hold requests again (the server started)."""
+        with self.lock:
+            self._closed = False
+
+
+def fault_response(fault: Fault) -> ApiResponse:
+    """The Langfuse-style answer of a ``status`` fault."""
+    code = fault.status_code
+    headers: tuple[tuple[str, str], ...] = ()
+    if fault.retry_after is not None:
+        headers = (("Retry-After", str(fault.retry_after)),)
+    if code == 429:
+        return ApiResponse(429, {"message": "Rate limit exceeded", "error": "TooManyRequestsError"}, headers)
+    phrase = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Error"
+    return ApiResponse(code, {"message": phrase, "error": phrase.replace(" ", "") + "Error"}, headers)

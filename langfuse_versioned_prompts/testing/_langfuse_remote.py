@@ -60,14 +60,18 @@ class RemoteLangfuse:
         labels: Sequence[str] = (), config: Any = None, tags: Sequence[str] | None = None,
         commit_message: str | None = None,
     ) -> dict[str, Any]:
-        """POST /api/public/v2/prompts; returns the created version."""
+        """POST /api/public/v2/prompts; returns the created version.
+
+        Fields left ``None`` are not sent, so Langfuse applies its defaults as the stand-in does:
+        its schema ``config: nullable().default({})`` keeps an explicit ``"config": null``.
+        """
+        optional = {"config": config, "commitMessage": commit_message,
+                    "tags": list(tags) if tags is not None else None}
         body: dict[str, Any] = {
             "name": name, "prompt": prompt,
             "type": type or ("text" if isinstance(prompt, str) else "chat"),
-            "labels": list(labels), "config": config, "commitMessage": commit_message,
+            "labels": list(labels), **{k: v for k, v in optional.items() if v is not None},
         }
-        if tags is not None:
-            body["tags"] = list(tags)
         result: dict[str, Any] = self._request("POST", _PROMPTS, body)
         return result
 

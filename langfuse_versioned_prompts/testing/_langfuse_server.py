@@ -14,7 +14,6 @@ import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar
@@ -23,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from .._errors import ConfigurationError, PromptNotFoundError
 from ._langfuse_api import LangfuseApi
 from ._langfuse_common import ApiError, ApiResponse, Clock, IdFactory, new_uuid, utc_now
-from ._langfuse_faults import PROMPTS_PREFIX, Fault, FaultBoard, FaultHandle
+from ._langfuse_faults import PROMPTS_PREFIX, Fault, FaultBoard, FaultHandle, fault_response
 from ._langfuse_observations import GROUPS
 from ._langfuse_otel import SpanRecord
 from ._langfuse_traces import legacy_observation
@@ -140,6 +139,7 @@ class LangfuseTestServer:
             if self._httpd is not None:
                 return self
             self._stopping.clear()
+            self._faults.open()
             httpd = _HTTPServer(("127.0.0.1", self._port), self)
             self._port = httpd.server_address[1]
             self._httpd = httpd
@@ -161,7 +161,7 @@ class LangfuseTestServer:
             if httpd is None:
                 return
             self._stopping.set()
-            self._faults.release_all()
+            self._faults.close()
             httpd.shutdown()
             httpd.server_close()
             httpd.close_connections()
@@ -346,7 +346,7 @@ class LangfuseTestServer:
             self._settle(index, entry, 200)
             return self._write(handler, 200, _MALFORMED_BODY, ())
         if fault is not None:
-            response = _fault_response(fault)
+            response = fault_response(fault)
         else:
             headers = {key.lower(): value for key, value in handler.headers.items()}
             try:
@@ -404,14 +404,3 @@ def _helper_error(exc: ApiError) -> Exception:
     if exc.response.status == 404:
         return PromptNotFoundError(message)
     return ConfigurationError(message)
-
-
-def _fault_response(fault: Fault) -> ApiResponse:
-    code = fault.status_code
-    headers: tuple[tuple[str, str], ...] = ()
-    if fault.retry_after is not None:
-        headers = (("Retry-After", str(fault.retry_after)),)
-    if code == 429:
-        return ApiResponse(429, {"message": "Rate limit exceeded", "error": "TooManyRequestsError"}, headers)
-    phrase = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Error"
-    return ApiResponse(code, {"message": phrase, "error": phrase.replace(" ", "") + "Error"}, headers)

@@ -94,6 +94,7 @@ class RedisTestServer:
         """Start ``redis-server`` and wait (bounded) until it answers PING."""
         if self.running:
             return self
+        self.stop()  # reap a process that died on its own (and close its pipe)
         executable = self._executable or find_redis_server()
         if not os.access(executable, os.X_OK):
             raise ConfigurationError(f"redis-server not found at {executable!r}: {_INSTALL_HINT}")
@@ -122,17 +123,18 @@ class RedisTestServer:
         self._fail_start(log_path)
 
     def _fail_start(self, log_path: Path) -> NoReturn:
-        process = self._process
-        self._process = None
+        process, self._process = self._process, None
+        what = f"did not answer PING within {self._startup_timeout:g} s"
         stderr = b""
         if process is not None:
             if process.poll() is None:
                 process.kill()
+            else:
+                what = f"exited with code {process.returncode} before answering PING"
             stderr = process.communicate(timeout=5)[1] or b""
         log = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
         raise ConfigurationError(
-            f"redis-server did not answer PING on 127.0.0.1:{self._port} within "
-            f"{self._startup_timeout:g} s (is the port taken?). stderr: "
+            f"redis-server on 127.0.0.1:{self._port} {what} (is the port taken?). stderr: "
             f"{stderr.decode(errors='replace')[-1000:]!r}; log: {log!r}"
         )
 
@@ -158,7 +160,11 @@ class RedisTestServer:
             self._tempdir = None
 
     def __enter__(self) -> RedisTestServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # ``__exit__`` will not run: remove the temporary directory here
+            raise
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -285,6 +286,37 @@ def test_get_prompts_round_trip(index: VectorStoreIndex, store: LocalPromptStore
     assert copy.deepcopy(qa).resolver is resolver
 
 
+def test_get_prompts_shares_function_mappings_that_hold_locks(
+    index: VectorStoreIndex, store: LocalPromptStore, resolver: PromptResolver
+) -> None:
+    template = "{{examples}} | {{context_str}} | {{query_str}}"
+    store.save("with-examples", [text("with-examples", 1, template, ("production",))])
+
+    class ExampleStore:  # what a function mapping is often bound to: an object holding a lock or client
+        def __init__(self) -> None:
+            self.lock = threading.RLock()
+
+        def examples(self, **_values: Any) -> str:
+            with self.lock:
+                return "EXAMPLES"
+
+    examples = ExampleStore()
+    llm = RecordingLLM()
+    query_engine = engine(index, llm, mode="compact")
+    qa = VersionedLlamaPromptTemplate(
+        name="with-examples", resolver=resolver, function_mappings={"examples": examples.examples}
+    )
+    query_engine.update_prompts({QA: qa})
+
+    copied = query_engine.get_prompts()[QA]  # deep copy
+    query_engine.query(QUESTION)  # the synthesizer calls partial_format (a deep copy) per query
+
+    assert isinstance(copied, VersionedLlamaPromptTemplate)
+    assert copied.function_mappings == {"examples": examples.examples}
+    assert copied.function_mappings is not qa.function_mappings
+    assert llm.prompts[-1].startswith("EXAMPLES | ")
+
+
 # -- the BasePromptTemplate contract --------------------------------------------------------
 
 
@@ -410,12 +442,23 @@ def test_fallback_when_the_served_version_cannot_render(store: LocalPromptStore,
     qa = VersionedLlamaPromptTemplate(name="rag/qa", label="canary", fallback="production", resolver=resolver)
     recorder = EventRecorder()
     root_dispatcher.add_event_handler(recorder)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
     try:
-        assert qa.format(context_str="c", query_str="q").startswith("QA v1 | ")
+        with provider.get_tracer("test").start_as_current_span("format"):
+            assert qa.format(context_str="c", query_str="q").startswith("QA v1 | ")
     finally:
         root_dispatcher.event_handlers.remove(recorder)
     [event] = recorder.events
     assert (event.prompt_version, event.prompt_is_fallback) == (1, True)
+    [span] = exporter.get_finished_spans()
+    attributes = dict(span.attributes or {})
+    assert attributes["langfuse.trace.metadata.prompt_is_fallback"] == "true"
+    assert attributes["langfuse.trace.metadata.prompt_version"] == "1"
+    # marked, not linked: as the LangChain templates treat fallbacks (no langfuse_prompt)
+    assert "langfuse.observation.prompt.name" not in attributes
+    assert "langfuse.observation.prompt.version" not in attributes
 
 
 # -- what a traced app sees -----------------------------------------------------------------
@@ -458,6 +501,7 @@ def test_otel_span_carries_variant_and_prompt(index: VectorStoreIndex, resolver:
 
 def test_langfuse_observation_gets_the_prompt(index: VectorStoreIndex, resolver: PromptResolver) -> None:
     from langfuse import Langfuse
+    from langfuse._client.resource_manager import LangfuseResourceManager
 
     exporter = InMemorySpanExporter()
     langfuse = Langfuse(  # spans go to the in-memory exporter, nothing leaves the process
@@ -475,6 +519,9 @@ def test_langfuse_observation_gets_the_prompt(index: VectorStoreIndex, resolver:
         langfuse.flush()
     finally:
         langfuse.shutdown()
+        # the SDK keeps one client per public key for get_client(): leave none behind
+        with LangfuseResourceManager._lock:
+            LangfuseResourceManager._instances.pop("pk-lf-lvp-llama-index-test", None)
 
     [span] = exporter.get_finished_spans()
     attributes = dict(span.attributes or {})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import gzip
+import io
 import json
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from langfuse_versioned_prompts import (
     SourceUnavailableError,
 )
 from langfuse_versioned_prompts.testing import Fault, LangfuseTestServer, RemoteLangfuse
+from langfuse_versioned_prompts.testing._langfuse_faults import FaultBoard
 
 PROMPTS = "/api/public/v2/prompts"
 _REFERENCE_DIRS = (Path(__file__).resolve().parents[1] / "reference", Path("/work/shared/reference"))
@@ -275,6 +277,30 @@ def test_remote_helpers_work_over_http(standin: LangfuseTestServer) -> None:
         remote.create_prompt(name, "c", labels=["Not OK"])
     with pytest.raises(SourceUnavailableError, match="401"):
         RemoteLangfuse(standin.url, "pk-x", "sk-y").get_prompt(name)
+
+
+def test_remote_create_sends_only_the_fields_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[Any] = []
+
+    class Answer(io.BytesIO):
+        def __init__(self) -> None:
+            super().__init__(b'{"version": 1}')
+
+    def fake_urlopen(request: Any, timeout: float) -> Answer:
+        sent.append(json.loads(request.data))
+        return Answer()
+
+    monkeypatch.setattr("langfuse_versioned_prompts.testing._langfuse_remote.urlopen", fake_urlopen)
+    remote = RemoteLangfuse("http://127.0.0.1:1", "pk", "sk")
+    remote.create_prompt("p", "a")
+    remote.create_prompt("p", "b", config={"m": 1}, tags=[], commit_message="c")
+
+    # a real Langfuse keeps an explicit "config": null; the stand-in and the default give {}
+    assert sent == [
+        {"name": "p", "prompt": "a", "type": "text", "labels": []},
+        {"name": "p", "prompt": "b", "type": "text", "labels": [], "config": {"m": 1},
+         "commitMessage": "c", "tags": []},
+    ]
 
 
 # -- scores ------------------------------------------------------------------------------------
@@ -550,6 +576,23 @@ def test_stop_does_not_deadlock_on_a_hung_request_and_start_keeps_data(
         httpx.get(f"{url}{PROMPTS}/p", auth=auth, timeout=0.2)
     standin.clear_faults()
     assert httpx.get(f"{url}{PROMPTS}/p", auth=auth, timeout=5).json()["prompt"] == "x"
+
+
+def test_no_request_is_held_while_the_server_stops() -> None:
+    """A hang met by a request that arrives (on a kept-alive connection) while ``stop()`` runs."""
+    board = FaultBoard()
+    board.add(Fault.hang(), times=None, path_prefix=PROMPTS, method=None)
+    held = board.plan("GET", f"{PROMPTS}/p").release
+    board.close()  # what stop() does
+    late = board.plan("GET", f"{PROMPTS}/p").release
+    assert held is not None and late is not None
+    assert held.is_set() and late.is_set(), "a request planned while stopping is released at once"
+
+    board.open()  # what start() does: the fault holds requests again
+    again = board.plan("GET", f"{PROMPTS}/p").release
+    assert again is not None and not again.is_set()
+    board.clear()
+    assert again.is_set()
 
 
 def test_chunked_request_body(standin: LangfuseTestServer, http: httpx.Client) -> None:
