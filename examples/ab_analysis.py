@@ -48,7 +48,7 @@ def main() -> None:
     report = stats.analyze(collector, control="A", weights=EXPERIMENT.weights, score="helpfulness (simulated)")
     print(report)
 
-    plot_path = Path(tempfile.mkdtemp(prefix="lvp-ab-")) / "ab.png"
+    plot_path = Path(tempfile.gettempdir()) / "lvp-ab-example.png"  # one file, replaced on each run
     report.plot(plot_path)
     print(f"\nPlot written to {plot_path}")
 
