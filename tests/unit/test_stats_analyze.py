@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -453,13 +454,14 @@ def test_docstring_examples(module: str) -> None:
     assert result.failed == 0 and result.attempted > 0
 
 
-def test_the_example_runs_offline_on_labelled_simulated_data() -> None:
+def test_the_example_runs_offline_on_labelled_simulated_data(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "ab_analysis.py"
-    out = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, check=True, timeout=120)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the example writes its plot to the temp dir
+    out = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, check=True, timeout=120, env=env
+    )
     assert out.stdout.startswith("SIMULATED DATA")
     assert "Decision:" in out.stdout
     plot = next(line for line in out.stdout.splitlines() if line.startswith("Plot written to "))
     path = Path(plot.removeprefix("Plot written to "))
-    assert path.read_bytes()[:4] == b"\x89PNG"
-    path.unlink()
-    path.parent.rmdir()
+    assert path.parent == tmp_path and path.read_bytes()[:4] == b"\x89PNG"
