@@ -286,3 +286,14 @@ def test_async_format_does_not_need_the_sync_path(resolver: PromptResolver) -> N
     prompt = VersionedPromptTemplate(name="greet", resolver=resolver)
     assert asyncio.run(prompt.aformat(name="A")) == "Hello A!"
     assert asyncio.run(prompt.aformat_prompt(name="B")).to_string() == "Hello B!"
+
+
+def test_templates_without_a_resolver_use_the_process_default(resolver: PromptResolver) -> None:
+    from langfuse_versioned_prompts.resolver import default_resolver, set_default_resolver
+
+    set_default_resolver(resolver)
+    try:
+        prompt = VersionedPromptTemplate(name="greet")
+        assert default_resolver() is resolver and prompt.invoke({"name": "A"}).to_string() == "Hello A!"
+    finally:
+        set_default_resolver(None)
