@@ -45,7 +45,7 @@ from ._settings import (
 )
 from .sources.langfuse import LangfuseSource
 from .sources.local import LocalPromptStore
-from .sources.memory import MemoryCache
+from .sources.memory import MemoryCache, check_ttl
 from .sources.redis import RedisCache
 
 if TYPE_CHECKING:
@@ -84,9 +84,9 @@ class PromptResolver(LayerWalk):
         self.langfuse = langfuse
         self.local = local
         self.default_label = check_label(default_label or settings.default_label())
-        self.fallback_ttl = fallback_ttl
-        self.refresh_backoff = refresh_backoff
-        self.redis_wait = redis_wait
+        self.fallback_ttl = check_ttl(fallback_ttl, "PromptResolver fallback_ttl")
+        self.refresh_backoff = _non_negative(refresh_backoff, "PromptResolver refresh_backoff")
+        self.redis_wait = _non_negative(redis_wait, "PromptResolver redis_wait")
         self.counters = Counters()
         self._sleep = sleep
         self._executor = executor
@@ -250,6 +250,12 @@ class PromptResolver(LayerWalk):
             self._executor.shutdown(wait=False, cancel_futures=True)
         if self.redis is not None:
             self.redis.close()
+
+
+def _non_negative(value: float, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise ConfigurationError(f"{what} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
 
 
 def _env_number(env: Mapping[str, str], name: str, default: float, kind: type) -> Any:

@@ -319,3 +319,10 @@ def test_invalidate_prompt_while_readers_run(resolver: PromptResolver) -> None:
         stop.set()
         thread.join()
     assert not errors
+
+
+@pytest.mark.parametrize("bad", [{"fallback_ttl": 0}, {"refresh_backoff": -1}, {"redis_wait": float("nan")}])
+def test_bad_timings_name_the_setting(bad: dict[str, float], tmp_path: Any) -> None:
+    (name,) = bad
+    with pytest.raises(ConfigurationError, match=name):
+        PromptResolver(local=LocalPromptStore(tmp_path), **bad)  # type: ignore[arg-type]
