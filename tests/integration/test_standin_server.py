@@ -33,8 +33,8 @@ from langfuse_versioned_prompts.testing import Fault, LangfuseTestServer, Remote
 from langfuse_versioned_prompts.testing._langfuse_faults import FaultBoard
 
 PROMPTS = "/api/public/v2/prompts"
-_REFERENCE_DIRS = (Path(__file__).resolve().parents[1] / "reference", Path("/work/shared/reference"))
-REFERENCE = next((d for d in _REFERENCE_DIRS if (d / "probe_prompt_api.py").exists()), None)
+REFERENCE = Path(__file__).resolve().parents[1] / "reference"
+"""The conformance probe and its output against a real Langfuse 4.16.0."""
 T = TypeVar("T")
 
 
@@ -79,8 +79,6 @@ def http(langfuse_server: LangfuseTestServer) -> Iterator[httpx.Client]:
 
 
 def test_conformance_probe_matches_real_langfuse(langfuse_server: LangfuseTestServer) -> None:
-    if REFERENCE is None:
-        pytest.skip("probe_prompt_api.py and its recorded output are not in tests/reference/")
     result = subprocess.run(
         [
             sys.executable,
