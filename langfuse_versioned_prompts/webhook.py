@@ -22,8 +22,6 @@ Redis fails (Langfuse retries the delivery).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import math
@@ -37,22 +35,34 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ._errors import ConfigurationError, LVPError
+from ._errors import ConfigurationError
 from ._invalidation import DEFAULT_CHANNEL, InvalidationSubscriber, publish_invalidation
+from ._signature import (
+    SIGNATURE_HEADER,
+    TOLERANCE_SECONDS,
+    WebhookSignatureError,
+    check_delivery,
+    sign,
+    verify_signature,
+)
 from .sources.redis import RedisCache
 
 __all__ = [
-    "DEFAULT_CHANNEL", "SIGNATURE_HEADER", "InvalidationSubscriber", "WebhookApp", "WebhookServer",
-    "WebhookSignatureError", "publish_invalidation", "sign", "verify_signature", "webhook_app",
+    "DEFAULT_CHANNEL",
+    "SIGNATURE_HEADER",
+    "InvalidationSubscriber",
+    "WebhookApp",
+    "WebhookServer",
+    "WebhookSignatureError",
+    "publish_invalidation",
+    "sign",
+    "verify_signature",
+    "webhook_app",
 ]
 
 logger = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "x-langfuse-signature"
-TOLERANCE_SECONDS = 300
-"""Signatures older (or further in the future) than this are rejected as replays."""
 MAX_BODY_BYTES = 1 << 20
-_TIMESTAMP = re.compile(r"[0-9]{1,15}")  # ASCII digits only: str.isdigit() also takes "\u00b2"
 _LENGTH = re.compile(r"[0-9]{1,12}")
 
 Scope = MutableMapping[str, Any]
@@ -61,89 +71,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Response = tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]
 """Status, JSON payload and extra headers of an answer."""
-
-
-class WebhookSignatureError(LVPError):
-    """A webhook's signature is missing, malformed, wrong or too old."""
-
-
-def _digest(secret: str, timestamp: str, body: bytes) -> str:
-    return hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body,
-                    hashlib.sha256).hexdigest()
-
-
-def _as_bytes(body: bytes | str) -> bytes:
-    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
-
-
-def sign(secret: str, body: bytes | str, *, timestamp: int | None = None) -> str:
-    """The ``x-langfuse-signature`` value Langfuse would send for ``body`` (for tests and tools).
-
-    >>> sign("lf-whsec_x", b"{}", timestamp=1700000000)[:14]
-    't=1700000000,v'
-    """
-    t = str(int(time.time()) if timestamp is None else int(timestamp))
-    return f"t={t},v1={_digest(secret, t, _as_bytes(body))}"
-
-
-def verify_signature(
-    secret: str, header: str | None, body: bytes | str, *, now: float | None = None,
-    tolerance: float = TOLERANCE_SECONDS,
-) -> int:
-    """Check a Langfuse webhook signature; returns its timestamp, raises ``WebhookSignatureError``.
-
-    ``body`` must be the raw request body, byte for byte. Several ``v1=`` entries are accepted
-    (any may match). ``now`` (unix seconds) defaults to the current time. A malformed header
-    (non-ASCII, no ``t=`` of ASCII digits, no ``v1=``) raises ``WebhookSignatureError`` too.
-
-    >>> header = sign("s3cret", b'{"a":1}', timestamp=1000)
-    >>> verify_signature("s3cret", header, b'{"a":1}', now=1010)
-    1000
-    >>> verify_signature("s3cret", header, b'{"a":2}', now=1010)
-    Traceback (most recent call last):
-    ...
-    langfuse_versioned_prompts.webhook.WebhookSignatureError: signature does not match the body
-    """
-    return _verify(secret, header, body, now=now, tolerance=tolerance)[0]
-
-
-def _verify(
-    secret: str, header: str | None, body: bytes | str, *, now: float | None, tolerance: float,
-) -> tuple[int, str]:
-    """``verify_signature``, also returning the digest that matched (what identifies a delivery)."""
-    if not secret:
-        raise ConfigurationError("the webhook secret must be a non-empty string")
-    if not header:
-        raise WebhookSignatureError(f"missing {SIGNATURE_HEADER} header")
-    if not header.isascii():
-        raise WebhookSignatureError(f"{SIGNATURE_HEADER} is not ASCII")
-    timestamp: str | None = None
-    signatures: list[bytes] = []
-    for part in header.split(","):
-        key, sep, value = part.strip().partition("=")
-        if not sep:
-            continue
-        if key == "t":
-            timestamp = value.strip()
-        elif key == "v1":
-            signatures.append(value.strip().lower().encode("ascii"))
-    if timestamp is None or not _TIMESTAMP.fullmatch(timestamp):
-        raise WebhookSignatureError(f"{SIGNATURE_HEADER} has no valid t=<unix seconds> part")
-    if not signatures:
-        raise WebhookSignatureError(f"{SIGNATURE_HEADER} has no v1=<signature> part")
-    expected = _digest(secret, timestamp, _as_bytes(body))
-    matched = False
-    for candidate in signatures:  # compare all: no early exit that would leak which one matched
-        matched |= hmac.compare_digest(expected.encode("ascii"), candidate)
-    if not matched:
-        raise WebhookSignatureError("signature does not match the body")
-    age = (time.time() if now is None else now) - int(timestamp)
-    if abs(age) > tolerance:
-        raise WebhookSignatureError(
-            f"signature timestamp is {abs(age):.0f}s {'old' if age > 0 else 'in the future'} "
-            f"(tolerance {tolerance:.0f}s): replayed or clock skew"
-        )
-    return int(timestamp), expected
 
 
 class WebhookApp:
@@ -156,8 +83,13 @@ class WebhookApp:
     """
 
     def __init__(
-        self, secret: str, redis: str | RedisCache, *, channel: str = DEFAULT_CHANNEL,
-        path: str | None = "/", tolerance: float = TOLERANCE_SECONDS,
+        self,
+        secret: str,
+        redis: str | RedisCache,
+        *,
+        channel: str = DEFAULT_CHANNEL,
+        path: str | None = "/",
+        tolerance: float = TOLERANCE_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(secret, str) or not secret:
@@ -182,18 +114,24 @@ class WebhookApp:
             return
         status, payload, headers = await self._respond(scope, receive)
         body = json.dumps(payload).encode("utf-8")
-        await send({
-            "type": "http.response.start", "status": status,
-            "headers": [(b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()), *headers],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *headers,
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
         path = scope.get("path", "/")
         root = scope.get("root_path", "")
         if root and path.startswith(root):
-            path = path[len(root):]
+            path = path[len(root) :]
         refused = self.route(scope.get("method", ""), path)
         if refused is not None:
             return refused
@@ -221,7 +159,7 @@ class WebhookApp:
     def handle(self, signature: str | None, body: bytes) -> Response:
         """Verify and act on one delivery: ``(status, JSON payload, extra headers)``. Blocking."""
         try:
-            delivery = _verify(self.secret, signature, body, now=self.clock(), tolerance=self.tolerance)
+            delivery = check_delivery(self.secret, signature, body, now=self.clock(), tolerance=self.tolerance)
         except WebhookSignatureError as exc:
             return _unauthorized(exc)
         try:
@@ -248,10 +186,24 @@ class WebhookApp:
             logger.warning("Webhook for prompt %r: Redis failed: %s", name, exc)
             return 503, {"error": f"Redis unavailable: {type(exc).__name__}"}, [(b"retry-after", b"5")]
         self._settle(delivery, received=True)
-        logger.info("Webhook %s for prompt %r: %d L2 keys dropped, %d processes told",
-                    event.get("action"), name, deleted, receivers)
-        return 200, {"ok": True, "prompt": name, "action": event.get("action"),
-                     "deleted_keys": deleted, "receivers": receivers}, []
+        logger.info(
+            "Webhook %s for prompt %r: %d L2 keys dropped, %d processes told",
+            event.get("action"),
+            name,
+            deleted,
+            receivers,
+        )
+        return (
+            200,
+            {
+                "ok": True,
+                "prompt": name,
+                "action": event.get("action"),
+                "deleted_keys": deleted,
+                "receivers": receivers,
+            },
+            [],
+        )
 
     def invalidate(self, name: str) -> tuple[int, int]:
         """Drop ``name``'s L2 keys, then publish it: ``(keys dropped, processes told)``."""
@@ -285,7 +237,11 @@ def _unauthorized(exc: WebhookSignatureError) -> Response:
 
 
 def webhook_app(
-    secret: str, redis: str | RedisCache, channel: str = DEFAULT_CHANNEL, *, path: str | None = "/",
+    secret: str,
+    redis: str | RedisCache,
+    channel: str = DEFAULT_CHANNEL,
+    *,
+    path: str | None = "/",
     tolerance: float = TOLERANCE_SECONDS,
 ) -> WebhookApp:
     """The ASGI app receiving Langfuse prompt webhooks at ``path`` (``None``: any path).
@@ -341,8 +297,9 @@ class WebhookServer:
         except OSError as exc:
             raise ConfigurationError(f"webhook server could not listen on {self.url}: {exc}") from exc
         self._httpd, self.port = httpd, int(httpd.server_address[1])
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="lvp-webhook-server", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="lvp-webhook-server", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -16,6 +16,7 @@ MODULES = [
     "langfuse_versioned_prompts._errors",
     "langfuse_versioned_prompts._prompt",
     "langfuse_versioned_prompts._render",
+    "langfuse_versioned_prompts._signature",
     "langfuse_versioned_prompts.sources.memory",
     "langfuse_versioned_prompts.variants",
 ]
