@@ -90,7 +90,7 @@ class PromptResolver(LayerWalk):
         self.counters = Counters()
         self._sleep = sleep
         self._executor = executor
-        self._keys: dict[tuple[str, str | None, int | None], PromptKey] = {}
+        self._keys: dict[tuple[str, str | None, int | None, type], PromptKey] = {}
         self._flights: dict[PromptKey, concurrent.futures.Future[ResolvedPrompt]] = {}
         self._aflights: dict[tuple[int, PromptKey], asyncio.Task[ResolvedPrompt]] = {}
         self._generations: dict[str, int] = {}
@@ -138,7 +138,7 @@ class PromptResolver(LayerWalk):
 
     def key(self, name: str, label: str | None = None, version: int | None = None) -> PromptKey:
         """The validated key for a request (no label and no version: the default label)."""
-        memo = (name, label, version)
+        memo = (name, label, version, type(version))  # True and 1.0 must not pass as version 1
         try:
             return self._keys[memo]
         except (KeyError, TypeError):

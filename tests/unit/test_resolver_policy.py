@@ -326,3 +326,10 @@ def test_bad_timings_name_the_setting(bad: dict[str, float], tmp_path: Any) -> N
     (name,) = bad
     with pytest.raises(ConfigurationError, match=name):
         PromptResolver(local=LocalPromptStore(tmp_path), **bad)  # type: ignore[arg-type]
+
+
+def test_a_bad_version_is_refused_even_after_a_good_one(resolver: PromptResolver) -> None:
+    assert resolver.get("p", version=1).version == 1
+    for bad in (True, 1.0):
+        with pytest.raises(ConfigurationError, match="positive integer"):
+            resolver.get("p", version=bad)  # type: ignore[arg-type]
